@@ -1,0 +1,77 @@
+"""The seam between call control and the legs that carry calls (SIP user agent, media, agent).
+
+`CallService` owns call records and their statuses. A `CallBackend` places the call
+and reports what happens through the `CallProgress` it is given; it never writes
+statuses itself. That keeps the transition table in one place, whatever carries the call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.calls.model import Call, CallOutcome
+from gateway.calls.status import HangupCause, HangupSide
+
+
+class CallProgress(Protocol):
+    """What a backend reports about a call it carries."""
+
+    async def ringing(self, call_id: str, sip_status: int | None = None) -> None: ...
+
+    async def answered(self, call_id: str) -> None: ...
+
+    async def ended(self, call_id: str, outcome: CallOutcome) -> None: ...
+
+    async def update(self, call_id: str, **fields: Any) -> None:
+        """Facts that are not a status: `sip_call_id`, `agent_summary`, `media_stats`..."""
+        ...
+
+
+class CallBackend(Protocol):
+    async def start(self, progress: CallProgress) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def admit(self, call: Call) -> None:
+        """Raise `RateLimited` when the call's trunk cannot take (or queue) another call."""
+        ...
+
+    async def dial(self, call: Call) -> None:
+        """Start placing the call; returns once it is under way (or queued)."""
+        ...
+
+    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
+        """Ask for the call to end (BYE after answer, CANCEL before).
+
+        Returns False when this backend does not carry the call, so the service can
+        settle it itself. The outcome arrives through `CallProgress.ended`.
+        """
+        ...
+
+
+class UnavailableBackend:
+    """Used when no SIP user agent is configured: calls fail at once with an honest cause."""
+
+    def __init__(self) -> None:
+        self._progress: CallProgress | None = None
+
+    async def start(self, progress: CallProgress) -> None:
+        self._progress = progress
+
+    async def stop(self) -> None:
+        return None
+
+    def admit(self, call: Call) -> None:
+        return None
+
+    async def dial(self, call: Call) -> None:
+        from gateway.calls.status import CallStatus
+
+        assert self._progress is not None
+        await self._progress.ended(
+            call.id,
+            CallOutcome(CallStatus.FAILED, HangupCause.SIGNALING_UNAVAILABLE, HangupSide.LOCAL),
+        )
+
+    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
+        return False

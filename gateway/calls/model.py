@@ -1,0 +1,68 @@
+"""The call as the control plane sees it, and what a leg reports when it ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.calls.status import CallStatus, HangupCause, HangupSide
+
+
+@dataclass(slots=True)
+class Call:
+    id: str
+    account_id: str
+    to: str
+    from_: str
+    agent_id: str | None
+    status: CallStatus
+    record: bool
+    max_duration: int
+    metadata: dict[str, Any]
+    webhook_url: str | None
+    created_at: datetime
+    trunk_id: str | None = None
+    node_id: str | None = None
+    sip_call_id: str | None = None
+    sip_status: int | None = None
+    sip_reason: str | None = None
+    hangup_cause: str | None = None
+    hangup_side: str | None = None
+    ringing_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    agent_summary: dict[str, Any] | None = None
+    media_stats: dict[str, Any] | None = None
+    recording_state: str | None = None
+    recording_key: str | None = None
+    event_seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """How a call ended: the final status and what explains it."""
+
+    status: CallStatus
+    cause: HangupCause
+    side: HangupSide | None = None
+    sip_status: int | None = None
+    sip_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    status: CallStatus | None = None
+    from_: str | None = None
+    to: str | None = None
+
+    def fingerprint(self) -> str:
+        return f"{self.status or ''}|{self.from_ or ''}|{self.to or ''}"
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    calls: list[Call]
+    total: int
+    has_more: bool
+    after: tuple[datetime, str] | None = field(default=None)

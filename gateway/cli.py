@@ -1,0 +1,105 @@
+"""`orbit-gateway`: run the gateway, check a configuration, hash an API key."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+
+from gateway.config import ConfigError, Settings, load_settings
+
+HELP = """\
+Telephony gateway: places calls through SIP trunks and streams them to AI voice agents.
+
+Configuration is one YAML file (see config/gateway.example.yaml) plus environment
+overrides: GATEWAY__<SECTION>__<KEY>=value, with __ for nesting and numbers for
+list items, e.g. GATEWAY__HTTP__PORT=9090 or GATEWAY__TRUNKS__0__PASSWORD=secret.
+"""
+
+
+def _load(path: str | None) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        print(f"orbit-gateway: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.logs import setup_logging
+    from gateway.runtime import create_app
+
+    settings = _load(args.config)
+    setup_logging(settings.logging.level, settings.logging.format)
+    host = args.host or settings.http.host
+    port = args.port if args.port is not None else settings.http.port
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.http.drain_timeout_seconds) + 5,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    print(
+        f"configuration OK: {len(settings.accounts)} account(s), {len(settings.trunks)} trunk(s), "
+        f"{len(settings.agents)} agent(s), database {settings.database.url.split('://', 1)[0]}"
+    )
+    return 0
+
+
+def cmd_hash_key(args: argparse.Namespace) -> int:
+    key = args.key if args.key is not None else sys.stdin.readline().rstrip("\n")
+    print("sha256:" + hashlib.sha256(key.encode()).hexdigest())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orbit-gateway", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the gateway (HTTP API, SIP user agent, media)",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        help="YAML configuration file (default: built-in defaults plus GATEWAY__ environment variables)",
+    )
+    serve.add_argument("--host", metavar="ADDR", help="HTTP listen address (overrides http.host)")
+    serve.add_argument("--port", type=int, metavar="PORT", help="HTTP listen port (overrides http.port)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a configuration file and exit")
+    check.add_argument("--config", "-c", metavar="PATH", required=True, help="YAML configuration file")
+    check.set_defaults(func=cmd_check)
+
+    hk = sub.add_parser("hash-key", help="print the sha256:<hex> form of an API key for the configuration")
+    hk.add_argument("key", nargs="?", help="the key (read from stdin when omitted)")
+    hk.set_defaults(func=cmd_hash_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,448 @@
+"""Gateway configuration: one YAML file plus `GATEWAY__`-prefixed environment overrides.
+
+Environment variables use `__` to nest, and numbers index lists, so secrets can
+stay out of the file::
+
+    GATEWAY__HTTP__PORT=9090
+    GATEWAY__TRUNKS__0__PASSWORD=s3cret
+    GATEWAY__ACCOUNTS__0__API_KEYS='["sha256:..."]'
+
+Values from the environment are read as YAML scalars or flow collections, so
+`9090` is a number, `true` a boolean and `[udp, tcp]` a list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "GATEWAY__"
+E164_RE = re.compile(r"^\+[1-9][0-9]{0,14}$")
+SHA256_KEY_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. The message names the key and the problem."""
+
+
+def _e164(value: str) -> str:
+    if not E164_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an E.164 number (+ then 1-15 digits, not starting with 0)")
+    return value
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    # Key for signed list cursors and recording URLs. Several nodes must share it; when
+    # it is not set, the gateway keeps a generated one in the database.
+    signing_secret: SecretStr | None = None
+    drain_timeout_seconds: float = Field(30.0, ge=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8080")
+        return v.rstrip("/")
+
+
+class SipConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5060, ge=0, le=65535)
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)  # type: ignore[arg-type]
+    # Address written into Via/Contact/SDP when the gateway sits behind NAT.
+    public_host: str | None = None
+    user_agent: str = "orbit-gateway"
+    t1: float = Field(0.5, gt=0, description="RFC 3261 T1 (RTT estimate), seconds")
+    t2: float = Field(4.0, gt=0, description="RFC 3261 T2 (max non-INVITE retransmit interval)")
+    t4: float = Field(5.0, gt=0, description="RFC 3261 T4 (max time a message stays in the network)")
+    session_expires_seconds: int = Field(1800, ge=90)
+    min_se_seconds: int = Field(90, ge=90)
+
+
+class RtpConfig(_Section):
+    port_min: int = Field(20000, ge=1024, le=65534)
+    port_max: int = Field(20999, ge=1025, le=65535)
+    media_timeout_seconds: float = Field(30.0, gt=0)
+    hold_timeout_seconds: float = Field(600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _range(self) -> RtpConfig:
+        if self.port_max - self.port_min < 1:
+            raise ValueError(
+                "port_max must be greater than port_min (each call needs an even RTP port and RTP+1)"
+            )
+        return self
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite+aiosqlite:///./data/gateway.db"
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, v: str) -> str:
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class S3Config(_Section):
+    endpoint_url: str | None = None
+    bucket: str = "recordings"
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    prefix: str = "recordings/"
+    url_mode: Literal["presigned", "public"] = "presigned"
+    public_base_url: str | None = None
+    presign_ttl_seconds: int = Field(3600, ge=1, le=604800)
+
+    @model_validator(mode="after")
+    def _public(self) -> S3Config:
+        if self.url_mode == "public" and not self.public_base_url:
+            raise ValueError("url_mode 'public' needs public_base_url")
+        return self
+
+
+class StorageConfig(_Section):
+    backend: Literal["local", "s3"] = "local"
+    local_dir: Path = Path("./data/recordings")
+    url_ttl_seconds: int = Field(3600, ge=1, description="lifetime of signed local recording URLs")
+    s3: S3Config = Field(default_factory=S3Config)
+
+
+class AccountConfig(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    # Plaintext keys or "sha256:<hex>"; only the hashes are kept in memory.
+    api_keys: list[SecretStr] = Field(min_length=1)
+    numbers: list[E164] = Field(default_factory=list)
+    default_from: E164 | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_url: str | None = None
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for key in keys:
+            raw = key.get_secret_value()
+            if raw.startswith("sha256:") and not SHA256_KEY_RE.fullmatch(raw):
+                raise ValueError("a hashed key must be 'sha256:' followed by 64 lowercase hex digits")
+            if not raw.startswith("sha256:") and len(raw) < 16:
+                raise ValueError("an API key must be at least 16 characters")
+        return keys
+
+    @model_validator(mode="after")
+    def _default_from(self) -> AccountConfig:
+        if self.default_from is not None and self.default_from not in self.numbers:
+            raise ValueError(f"default_from {self.default_from} is not one of the account's numbers")
+        return self
+
+    def key_hashes(self) -> list[bytes]:
+        return [api_key_hash(k.get_secret_value()) for k in self.api_keys]
+
+
+def api_key_hash(configured: str) -> bytes:
+    """SHA-256 digest of an API key given as plaintext or as `sha256:<hex>`."""
+    if configured.startswith("sha256:"):
+        return bytes.fromhex(configured.removeprefix("sha256:"))
+    return hashlib.sha256(configured.encode()).digest()
+
+
+class AgentConfig(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    url: str
+    protocol: Literal["orbit-voice", "twilio"] = "orbit-voice"
+    sample_rate: Literal[8000, 16000, 24000] = 16000
+    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    on_failure: Literal["hangup", "continue"] = "hangup"
+    reconnect_attempts: int = Field(2, ge=0, le=20)
+    stop_grace_seconds: float = Field(1.0, ge=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _ws(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError("must be a ws:// or wss:// URL")
+        return v
+
+    @model_validator(mode="after")
+    def _twilio_rate(self) -> AgentConfig:
+        if self.protocol == "twilio" and self.sample_rate != 8000:
+            # Twilio Media Streams is 8 kHz mu-law only; say so rather than resample silently.
+            raise ValueError("protocol 'twilio' carries 8 kHz mu-law: set sample_rate to 8000")
+        return self
+
+
+class TrunkConfig(_Section):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
+    uri: str
+    username: str | None = None
+    password: SecretStr | None = None
+    prefixes: list[str] = Field(default_factory=lambda: ["+"], min_length=1)
+    number_format: Literal["e164", "digits"] = "e164"
+    tech_prefix: str = Field("", pattern=r"^[0-9#*]*$")
+    codecs: list[Literal["PCMU", "PCMA"]] = Field(default_factory=lambda: ["PCMU", "PCMA"], min_length=1)  # type: ignore[arg-type]
+    max_concurrent: int = Field(100, ge=1)
+    calls_per_second: float = Field(10.0, gt=0)
+    queue_size: int = Field(100, ge=0, description="calls waiting for the rate limit before 429")
+    ring_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    # Extra source addresses (IPs) this trunk's carrier sends SIP from.
+    inbound_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        parse_trunk_uri(v)
+        return v
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not re.fullmatch(r"\+?[0-9]*", p) or p == "":
+                raise ValueError(f"prefix {p!r} must be '+' and/or digits, e.g. '+1' or '+44'")
+        return v
+
+    @field_validator("inbound_addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for a in v:
+            ipaddress.ip_address(a)
+        return v
+
+    @model_validator(mode="after")
+    def _auth_pair(self) -> TrunkConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+    @property
+    def target(self) -> TrunkTarget:
+        return parse_trunk_uri(self.uri)
+
+
+class TrunkTarget(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    host: str
+    port: int
+    transport: Literal["udp", "tcp"]
+
+
+_TRUNK_URI_RE = re.compile(
+    r"^sip:(?:(?P<user>[^@;]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?P<params>(;[^;]+)*)$"
+)
+
+
+def parse_trunk_uri(uri: str) -> TrunkTarget:
+    m = _TRUNK_URI_RE.fullmatch(uri)
+    if not m:
+        raise ValueError("must be a SIP URI such as sip:carrier.example.com:5060;transport=udp")
+    params = dict([*p.split("=", 1), ""][:2] for p in (m.group("params") or "").split(";") if p)
+    transport = params.get("transport", "udp").lower()
+    if transport not in ("udp", "tcp"):
+        raise ValueError(f"transport {transport!r} is not supported (udp or tcp)")
+    port = int(m.group("port") or 5060)
+    if not 0 < port < 65536:
+        raise ValueError("port out of range")
+    return TrunkTarget(host=m.group("host").strip("[]"), port=port, transport=transport)
+
+
+class LimitsConfig(_Section):
+    max_duration_ceiling: int = Field(14400, ge=1)
+    metadata_max_bytes: int = Field(16384, ge=2)
+    default_max_duration: int = Field(3600, ge=1)
+
+    @model_validator(mode="after")
+    def _default(self) -> LimitsConfig:
+        if self.default_max_duration > self.max_duration_ceiling:
+            raise ValueError("default_max_duration must not exceed max_duration_ceiling")
+        return self
+
+
+class WebhooksConfig(_Section):
+    allow_private_targets: bool = False
+    timeout_seconds: float = Field(10.0, gt=0, le=60)
+    retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [0.0, 60.0, 300.0, 1800.0, 7200.0, 28800.0, 86400.0], min_length=1
+    )
+
+
+class LoggingConfig(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Unknown keys are errors, so typos do not pass silently."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    sip: SipConfig = Field(default_factory=SipConfig)
+    rtp: RtpConfig = Field(default_factory=RtpConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+    agents: list[AgentConfig] = Field(default_factory=list)
+    trunks: list[TrunkConfig] = Field(default_factory=list)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML document with the environment already merged in arrives as init data.
+        return (init_settings,)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Settings:
+        for name, items in (("accounts", self.accounts), ("agents", self.agents), ("trunks", self.trunks)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"{name}: id {item.id!r} appears twice")
+                seen.add(item.id)
+        owners: dict[bytes, str] = {}
+        for account in self.accounts:
+            for h in account.key_hashes():
+                if h in owners:
+                    raise ValueError(f"accounts: an API key of {account.id!r} is also a key of {owners[h]!r}")
+                owners[h] = account.id
+        return self
+
+    def account(self, account_id: str) -> AccountConfig | None:
+        return next((a for a in self.accounts if a.id == account_id), None)
+
+    def agent(self, agent_id: str) -> AgentConfig | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def route(self, number: str) -> TrunkConfig | None:
+        """The trunk whose longest prefix matches `number` (first trunk wins a tie)."""
+        best: tuple[int, TrunkConfig] | None = None
+        for trunk in self.trunks:
+            for prefix in trunk.prefixes:
+                if number.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                    best = (len(prefix), trunk)
+        return best[1] if best else None
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_env_overrides(doc: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Merge `GATEWAY__A__B=...` variables into the document (lists indexed by number)."""
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        node: Any = doc
+        for i, key in enumerate(path):
+            last = i == len(path) - 1
+            value: Any = _env_value(environ[name]) if last else {}
+            if isinstance(node, list):
+                if not key.isdigit():
+                    raise ConfigError(f"{name}: {'.'.join(path[:i])} is a list; use a number, not {key!r}")
+                idx = int(key)
+                if idx > len(node):
+                    raise ConfigError(
+                        f"{name}: {'.'.join(path[:i])} has {len(node)} items; index {idx} skips some"
+                    )
+                if idx == len(node):
+                    node.append(value)
+                elif last:
+                    node[idx] = value
+                node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[key] = value
+                else:
+                    nxt = node.get(key)
+                    if not isinstance(nxt, dict | list):
+                        nxt = [] if path[i + 1].isdigit() else {}
+                        node[key] = nxt
+                node = node[key]
+            else:
+                raise ConfigError(f"{name}: {'.'.join(path[:i])} is a single value, not a section")
+    return doc
+
+
+def _format_validation_error(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file (if any), merge the environment, validate. Raises ConfigError."""
+    doc: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {p}: {exc.strerror or exc}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections (http, sip, ...)")
+        doc = loaded
+    doc = apply_env_overrides(doc, os.environ if environ is None else environ)
+    try:
+        return Settings(**doc)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None

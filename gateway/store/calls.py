@@ -1,0 +1,202 @@
+"""Call persistence: one row per call, with every status change and its event in one transaction."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.calls.model import Call, ListFilters, Page
+from gateway.calls.status import EVENT_TYPE, CallStatus, sources_of
+from gateway.calls.views import call_view
+from gateway.ids import new_event_id, new_id
+from gateway.store.models import CallRow, DeliveryRow, EventRow, SecretRow
+from gateway.timeutil import iso
+
+# Call dataclass field -> column attribute, where the names differ.
+_COLUMN = {"to": "to_number", "from_": "from_number", "metadata": "call_metadata"}
+_STAMP = {
+    CallStatus.RINGING: "ringing_at",
+    CallStatus.IN_PROGRESS: "answered_at",
+}
+
+WebhookTargets = Callable[[Call], Sequence[str]]
+
+
+def _row_to_call(row: CallRow) -> Call:
+    values: dict[str, Any] = {}
+    for f in fields(Call):
+        values[f.name] = getattr(row, _COLUMN.get(f.name, f.name))
+    values["status"] = CallStatus(values["status"])
+    values["metadata"] = values["metadata"] or {}
+    return Call(**values)
+
+
+def _columns(changes: dict[str, Any]) -> dict[str, Any]:
+    return {_COLUMN.get(k, k): v for k, v in changes.items()}
+
+
+class CallStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], webhook_targets: WebhookTargets) -> None:
+        self._sessions = sessions
+        self._targets = webhook_targets
+
+    async def insert(self, call: Call) -> Call:
+        """Store a new call and its `call.initiated` event."""
+        call.event_seq = 1
+        async with self._sessions.begin() as s:
+            s.add(CallRow(**_columns({f.name: getattr(call, f.name) for f in fields(Call)})))
+            await s.flush()
+            await self._add_event(s, call, EVENT_TYPE[call.status], call.created_at)
+        return call
+
+    async def get(self, call_id: str, account_id: str | None = None) -> Call | None:
+        async with self._sessions() as s:
+            stmt = select(CallRow).where(CallRow.id == call_id)
+            if account_id is not None:
+                stmt = stmt.where(CallRow.account_id == account_id)
+            row = (await s.execute(stmt)).scalar_one_or_none()
+            return _row_to_call(row) if row else None
+
+    async def page(
+        self, account_id: str, filters: ListFilters, after: tuple[datetime, str] | None, limit: int
+    ) -> Page:
+        """Newest first; keyset pagination on (created_at, id) so pages never repeat or skip."""
+        conds = [CallRow.account_id == account_id]
+        if filters.status is not None:
+            conds.append(CallRow.status == str(filters.status))
+        if filters.from_ is not None:
+            conds.append(CallRow.from_number == filters.from_)
+        if filters.to is not None:
+            conds.append(CallRow.to_number == filters.to)
+        async with self._sessions() as s:
+            total = (await s.execute(select(func.count()).select_from(CallRow).where(*conds))).scalar_one()
+            page_conds = list(conds)
+            if after is not None:
+                created, cid = after
+                page_conds.append(
+                    or_(CallRow.created_at < created, and_(CallRow.created_at == created, CallRow.id < cid))
+                )
+            stmt = (
+                select(CallRow)
+                .where(*page_conds)
+                .order_by(CallRow.created_at.desc(), CallRow.id.desc())
+                .limit(limit + 1)
+            )
+            rows = (await s.execute(stmt)).scalars().all()
+        calls = [_row_to_call(r) for r in rows[:limit]]
+        has_more = len(rows) > limit
+        last = (calls[-1].created_at, calls[-1].id) if calls and has_more else None
+        return Page(calls=calls, total=int(total), has_more=has_more, after=last)
+
+    async def transition(self, call_id: str, to: CallStatus, now: datetime, **changes: Any) -> Call | None:
+        """Move the call to `to` if the table allows it from its current status.
+
+        The check is part of the UPDATE, so two nodes (or a hangup racing an answer)
+        cannot both win. Returns the updated call, or None when the move is not allowed.
+        """
+        values = _columns(changes)
+        values["status"] = str(to)
+        values["event_seq"] = CallRow.event_seq + 1
+        if to in _STAMP:
+            values[_STAMP[to]] = now
+        if to.terminal:
+            values["ended_at"] = now
+        async with self._sessions.begin() as s:
+            stmt = (
+                update(CallRow)
+                .where(CallRow.id == call_id, CallRow.status.in_([str(x) for x in sources_of(to)]))
+                .values(**values)
+                .returning(CallRow)
+            )
+            row = (await s.execute(stmt)).scalar_one_or_none()
+            if row is None:
+                return None
+            call = _row_to_call(row)
+            await self._add_event(s, call, EVENT_TYPE[to], now)
+        return call
+
+    async def update(self, call_id: str, **changes: Any) -> None:
+        """Change fields that are not a status (SIP Call-ID, agent summary, media stats...)."""
+        async with self._sessions.begin() as s:
+            await s.execute(update(CallRow).where(CallRow.id == call_id).values(**_columns(changes)))
+
+    async def add_event(self, call_id: str, event_type: str, now: datetime, **changes: Any) -> Call | None:
+        """Record an event that is not a status change (e.g. call.recording_ready), with optional field changes."""
+        values = _columns(changes)
+        values["event_seq"] = CallRow.event_seq + 1
+        async with self._sessions.begin() as s:
+            stmt = update(CallRow).where(CallRow.id == call_id).values(**values).returning(CallRow)
+            row = (await s.execute(stmt)).scalar_one_or_none()
+            if row is None:
+                return None
+            call = _row_to_call(row)
+            await self._add_event(s, call, event_type, now)
+        return call
+
+    async def active(self, node_id: str | None = None) -> list[Call]:
+        """Calls not yet in a final status (optionally only those a given node ran)."""
+        terminal = [str(s) for s in CallStatus if s.terminal]
+        async with self._sessions() as s:
+            stmt = select(CallRow).where(CallRow.status.not_in(terminal))
+            if node_id is not None:
+                stmt = stmt.where(or_(CallRow.node_id == node_id, CallRow.node_id.is_(None)))
+            rows = (await s.execute(stmt)).scalars().all()
+        return [_row_to_call(r) for r in rows]
+
+    async def events(self, call_id: str) -> list[EventRow]:
+        async with self._sessions() as s:
+            stmt = select(EventRow).where(EventRow.call_id == call_id).order_by(EventRow.seq)
+            return list((await s.execute(stmt)).scalars().all())
+
+    async def secret(self, name: str, nbytes: int = 32) -> str:
+        """A named random secret kept in the database, created once and shared by all nodes."""
+        async with self._sessions.begin() as s:
+            row = await s.get(SecretRow, name)
+            if row is not None:
+                return row.value
+        candidate = secrets.token_hex(nbytes)
+        try:
+            async with self._sessions.begin() as s:
+                await s.execute(insert(SecretRow).values(name=name, value=candidate))
+        except IntegrityError:
+            pass  # another node inserted first; read its value
+        async with self._sessions() as s:
+            row = await s.get(SecretRow, name)
+            assert row is not None
+            return row.value
+
+    async def _add_event(self, s: AsyncSession, call: Call, event_type: str, now: datetime) -> None:
+        event_id = new_event_id()
+        payload = {"id": event_id, "type": event_type, "created_at": iso(now), "data": call_view(call)}
+        s.add(
+            EventRow(
+                id=event_id,
+                call_id=call.id,
+                account_id=call.account_id,
+                seq=call.event_seq,
+                type=event_type,
+                created_at=now,
+                payload=payload,
+            )
+        )
+        await s.flush()
+        for url in dict.fromkeys(self._targets(call)):
+            s.add(
+                DeliveryRow(
+                    delivery_id=new_id("dlv"),
+                    event_id=event_id,
+                    call_id=call.id,
+                    seq=call.event_seq,
+                    url=url,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=now + timedelta(0),
+                )
+            )

@@ -1,0 +1,54 @@
+"""A call backend the API tests drive by hand: it holds calls until told what happened.
+
+It stands in only for the SIP/media legs in tests of the control plane; the SIP user agent
+itself is tested against SIPp, baresip and Kamailio.
+"""
+
+from __future__ import annotations
+
+from gateway.calls.backend import CallProgress
+from gateway.calls.model import Call, CallOutcome
+from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.errors import RateLimited
+
+
+class ScriptedBackend:
+    def __init__(self) -> None:
+        self.progress: CallProgress | None = None
+        self.dialed: list[Call] = []
+        self.hangups: list[tuple[str, HangupCause]] = []
+        self.answered: set[str] = set()
+        self.full = False
+
+    async def start(self, progress: CallProgress) -> None:
+        self.progress = progress
+
+    async def stop(self) -> None:
+        return None
+
+    def admit(self, call: Call) -> None:
+        if self.full:
+            raise RateLimited("Trunk queue is full", retry_after=1, limit=1, window="1s")
+
+    async def dial(self, call: Call) -> None:
+        self.dialed.append(call)
+
+    async def ring(self, call_id: str) -> None:
+        assert self.progress is not None
+        await self.progress.ringing(call_id, 180)
+
+    async def answer(self, call_id: str) -> None:
+        assert self.progress is not None
+        self.answered.add(call_id)
+        await self.progress.answered(call_id)
+
+    async def end(self, call_id: str, outcome: CallOutcome) -> None:
+        assert self.progress is not None
+        await self.progress.ended(call_id, outcome)
+
+    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
+        assert self.progress is not None
+        self.hangups.append((call_id, cause))
+        status = CallStatus.COMPLETED if call_id in self.answered else CallStatus.CANCELLED
+        await self.progress.ended(call_id, CallOutcome(status, cause, HangupSide.LOCAL, 200 if call_id in self.answered else 487))
+        return True
