@@ -147,6 +147,8 @@ class AccountConfig(_Section):
     numbers: list[E164] = Field(default_factory=list)
     default_from: E164 | None = None
     webhook_secret: SecretStr | None = None
+    # During a secret rotation deliveries are signed with both (new first).
+    webhook_secret_previous: SecretStr | None = None
     webhook_url: str | None = None
 
     @field_validator("api_keys")

@@ -25,6 +25,7 @@ from gateway.config import Settings
 from gateway.errors import ServiceUnavailable
 from gateway.store.calls import CallStore
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.webhooks.delivery import WebhookDispatcher
 
 log = logging.getLogger("gateway")
 
@@ -40,6 +41,8 @@ class Gateway:
         self.engine = create_engine(settings.database.url)
         self.sessions = session_factory(self.engine)
         self.store = CallStore(self.sessions, self._webhook_targets)
+        self.webhooks = WebhookDispatcher(self.sessions, settings)
+        self.store.on_event = self.webhooks.wake
         self.backend = backend
         self.calls = CallService(settings, self.store, backend, self.node_id)
         self.keyring = Keyring(settings)
@@ -59,10 +62,12 @@ class Gateway:
         key = configured.get_secret_value() if configured else await self.store.secret("signing_key")
         self.cursors = CursorCodec(key.encode())
         await self.backend.start(self.calls)
+        self.webhooks.start()
         log.info("gateway started", extra={"node_id": self.node_id})
 
     async def stop(self) -> None:
         await self.backend.stop()
+        await self.webhooks.stop()
         await self.engine.dispose()
 
     def check_accepting(self) -> None:

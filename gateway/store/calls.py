@@ -43,9 +43,16 @@ def _columns(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 class CallStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], webhook_targets: WebhookTargets) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        webhook_targets: WebhookTargets,
+        on_event: Callable[[], None] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._targets = webhook_targets
+        # Called after a transaction with a new event committed (wakes the webhook sender).
+        self.on_event = on_event
 
     async def insert(self, call: Call) -> Call:
         """Store a new call and its `call.initiated` event."""
@@ -54,6 +61,7 @@ class CallStore:
             s.add(CallRow(**_columns({f.name: getattr(call, f.name) for f in fields(Call)})))
             await s.flush()
             await self._add_event(s, call, EVENT_TYPE[call.status], call.created_at)
+        self._notify()
         return call
 
     async def get(self, call_id: str, account_id: str | None = None) -> Call | None:
@@ -120,6 +128,7 @@ class CallStore:
                 return None
             call = _row_to_call(row)
             await self._add_event(s, call, EVENT_TYPE[to], now)
+        self._notify()
         return call
 
     async def update(self, call_id: str, **changes: Any) -> None:
@@ -138,6 +147,7 @@ class CallStore:
                 return None
             call = _row_to_call(row)
             await self._add_event(s, call, event_type, now)
+        self._notify()
         return call
 
     async def active(self, node_id: str | None = None) -> list[Call]:
@@ -171,6 +181,10 @@ class CallStore:
             row = await s.get(SecretRow, name)
             assert row is not None
             return row.value
+
+    def _notify(self) -> None:
+        if self.on_event is not None:
+            self.on_event()
 
     async def _add_event(self, s: AsyncSession, call: Call, event_type: str, now: datetime) -> None:
         event_id = new_event_id()

@@ -109,6 +109,7 @@ class DeliveryRow(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_deliveries_due", "state", "next_attempt_at"),

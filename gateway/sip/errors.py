@@ -1,0 +1,93 @@
+"""Typed errors raised by the SIP core.
+
+Hierarchy::
+
+    SipError
+    +-- SipParseError(status=400, reason=..., header=None)   bad bytes on the wire
+    |   +-- SipStartLineError          malformed request/status line
+    |   +-- SipVersionError            SIP version other than 2.0 (status 505)
+    |   +-- SipHeaderError             malformed or missing header (``header`` names it)
+    |   +-- SipUriError                malformed URI
+    |   +-- SipFramingError            stream framing failure: close the connection
+    |       +-- SipContentLengthError  missing, duplicated or invalid Content-Length
+    |       +-- SipMessageTooLargeError  message exceeds the configured limit (status 513)
+    +-- TransactionUsageError          API misuse of a transaction object (a bug in the caller)
+
+``SipParseError.status`` and ``.reason`` are suitable for a stateless error
+response when the offending message was a request and enough of it was readable.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SipContentLengthError",
+    "SipError",
+    "SipFramingError",
+    "SipHeaderError",
+    "SipMessageTooLargeError",
+    "SipParseError",
+    "SipStartLineError",
+    "SipUriError",
+    "SipVersionError",
+    "TransactionUsageError",
+]
+
+
+class SipError(Exception):
+    """Base class of every error raised by ``gateway.sip``."""
+
+
+class SipParseError(SipError):
+    """Input could not be understood as SIP.
+
+    ``status`` is the response code a UAS should answer with (400 unless a
+    subclass says otherwise), ``reason`` a short human-readable explanation and
+    ``header`` the canonical name of the header at fault, when there is one.
+    """
+
+    default_status = 400
+
+    def __init__(self, reason: str, *, status: int | None = None, header: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = self.default_status if status is None else status
+        self.header = header
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, reason={self.reason!r}, header={self.header!r})"
+
+
+class SipStartLineError(SipParseError):
+    """The request line or status line is malformed."""
+
+
+class SipVersionError(SipParseError):
+    """The message uses a SIP version other than SIP/2.0."""
+
+    default_status = 505
+
+
+class SipHeaderError(SipParseError):
+    """A header is malformed, duplicated where it must be single, or missing."""
+
+
+class SipUriError(SipParseError):
+    """A SIP, SIPS, TEL or generic URI is malformed."""
+
+
+class SipFramingError(SipParseError):
+    """A byte stream cannot be split into messages; the connection must be closed."""
+
+
+class SipContentLengthError(SipFramingError):
+    """Content-Length is missing, repeated or not a non-negative integer."""
+
+
+class SipMessageTooLargeError(SipFramingError):
+    """The message (or its headers alone) exceeds the configured size limit."""
+
+    default_status = 513
+
+
+class TransactionUsageError(SipError):
+    """A transaction was driven in a way its state machine does not allow."""

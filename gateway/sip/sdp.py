@@ -1,0 +1,1078 @@
+"""Sans-I/O SDP (RFC 4566) with RFC 3264 offer/answer for a G.711 voice gateway.
+
+Only text in, text out: nothing here opens sockets or reads clocks.
+
+Public API
+----------
+Errors:
+
+- ``SdpError`` -- base class, ``sip_status`` 500 (a local misuse, e.g. an
+  unknown codec name given to ``build_offer``), ``warning_code: int | None``.
+- ``SdpParseError(SdpError)`` -- the text is not SDP; ``sip_status`` 400,
+  ``line_number: int | None`` (1-based).
+- ``SdpNegotiationError(SdpError)`` -- no usable audio stream; ``sip_status``
+  488 with an RFC 3261 Warning code in ``warning_code``: 302 incompatible
+  transport, 304 no audio stream, 305 no common codec (constants
+  ``WARNING_INCOMPATIBLE_TRANSPORT``, ``WARNING_MEDIA_TYPE_UNAVAILABLE``,
+  ``WARNING_INCOMPATIBLE_FORMAT``).
+
+Model (mutable dataclasses; ``parse`` and ``serialize`` round-trip):
+
+- ``MediaDirection`` (``StrEnum``: ``sendrecv``, ``sendonly``, ``recvonly``,
+  ``inactive``) with ``sends``, ``receives``, ``reversed()``,
+  ``intersect(other)`` and ``from_flags(sends, receives)``.
+- ``Origin(username, session_id: int, session_version: int, address,
+  nettype="IN", addrtype="IP4")`` for ``o=``.
+- ``Connection(address, addrtype="IP4", nettype="IN")`` for ``c=``;
+  ``host`` drops a multicast ``/ttl``; ``is_hold`` is true for
+  ``0.0.0.0`` / ``::`` (RFC 2543 hold).
+- ``Timing(start=0, stop=0, repeats=[])`` for ``t=`` and its ``r=`` lines.
+- ``Attribute(name, value=None)`` for ``a=name[:value]``.
+- ``RtpMap(payload_type, encoding, clock_rate, channels=None)`` with
+  ``RtpMap.parse("0 PCMU/8000")`` and ``matches(other)`` (same codec by
+  case-insensitive name, clock rate and channels, whatever the payload
+  type); ``STATIC_PAYLOAD_TYPES: dict[int, RtpMap]`` is the RFC 3551 table.
+- ``MediaDescription(media, port, proto, formats: list[str], port_count=None,
+  title=None, connections=[], bandwidths=[], key=None, attributes=[],
+  extra_lines=[])`` with helpers ``connection``, ``is_rtp``,
+  ``payload_types``, ``get(name)``, ``get_all(name)``, ``has(name)``,
+  ``rtpmaps()``, ``rtpmap(pt)`` (explicit or RFC 3551 static), ``fmtp(pt)``,
+  ``ptime``, ``maxptime``, ``direction`` (media level only),
+  ``set_direction(d)``, ``rtcp`` (``(port, Connection | None)``), ``rtcp_mux``.
+- ``SessionDescription(origin, session_name="-", version=0, ...,
+  connection=None, times=[Timing()], attributes=[], media=[], extra_lines=[])``:
+  ``SessionDescription.parse(text: str | bytes)`` accepts CRLF or LF;
+  ``serialize() -> str`` always writes CRLF; ``to_bytes()``;
+  ``media_connection(m)`` (media ``c=`` over session ``c=``);
+  ``media_direction(m)`` (media attribute, then session attribute, then
+  sendrecv); ``audio()`` / ``audio_index()`` for the first audio stream.
+  Unknown attributes and unknown line types are preserved.
+
+Offer/answer:
+
+- ``build_offer(session_id, version, address, rtp_port, codecs=("PCMU", "PCMA"),
+  dtmf_payload_type=101, ptime=20, direction="sendrecv", username="-")
+  -> SessionDescription``: one ``RTP/AVP`` audio stream with the static
+  payload types in ``codecs`` order (PCMU, PCMA, G722, G729, GSM known),
+  ``telephone-event/8000`` with ``fmtp 0-16`` on ``dtmf_payload_type``
+  (omitted when None), ``a=ptime`` and the direction attribute; session and
+  origin address type IP6 when ``address`` contains a colon.
+- ``negotiate_answer(offer, answer) -> NegotiatedMedia`` for the answer to an
+  offer we sent (``offer`` is the SessionDescription we sent, normally from
+  ``build_offer``). The codec is the first voice format of the answer's
+  audio stream that we offered (static payload type or rtpmap name); the
+  answer's audio stream is the one at the index of our offer's.
+- ``answer_offer(offer, our_address, our_port, supported_codecs, session_id,
+  version, *, direction="sendrecv", ptime=20, username="-",
+  telephone_events="0-16", rtcp_mux=False) -> (SessionDescription,
+  NegotiatedMedia)`` for an offer from the far end (initial INVITE,
+  re-INVITE or UPDATE). The caller supplies ``version`` (previous + 1 for
+  a changed answer in the same session).
+- ``NegotiatedMedia`` (frozen): ``remote_address``, ``remote_port``,
+  ``remote_rtcp_port``, ``rtcp_mux``, ``codec`` (upper-case encoding name),
+  ``payload_type`` (the remote's number, to put on RTP we send),
+  ``local_payload_type`` (the number we declared), ``clock_rate``,
+  ``channels``, ``telephone_event_pt`` (remote's, or None),
+  ``local_telephone_event_pt``, ``ptime`` (remote's, else ours, else 20),
+  ``maxptime``, ``direction`` (ours: what *we* may do), ``remote_hold``
+  (the far end does not want our media: sendonly, inactive or
+  ``c=0.0.0.0``), ``rejected`` (port 0: no media flows; codec fields are
+  then nominal), ``media_index``; properties ``can_send``, ``can_receive``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Final
+
+__all__ = [
+    "STATIC_PAYLOAD_TYPES",
+    "WARNING_INCOMPATIBLE_FORMAT",
+    "WARNING_INCOMPATIBLE_TRANSPORT",
+    "WARNING_MEDIA_TYPE_UNAVAILABLE",
+    "Attribute",
+    "Connection",
+    "MediaDescription",
+    "MediaDirection",
+    "NegotiatedMedia",
+    "Origin",
+    "RtpMap",
+    "SdpError",
+    "SdpNegotiationError",
+    "SdpParseError",
+    "SessionDescription",
+    "Timing",
+    "answer_offer",
+    "build_offer",
+    "negotiate_answer",
+]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SdpError(Exception):
+    """Base class for SDP problems; ``sip_status`` is the response to send for an offer."""
+
+    sip_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, warning_code: int | None = None) -> None:
+        super().__init__(message)
+        self.warning_code = warning_code
+
+
+class SdpParseError(SdpError):
+    """The body is not a well-formed session description."""
+
+    sip_status: ClassVar[int] = 400
+
+    def __init__(self, message: str, line_number: int | None = None) -> None:
+        where = f"line {line_number}: " if line_number is not None else ""
+        super().__init__(where + message)
+        self.line_number = line_number
+
+
+class SdpNegotiationError(SdpError):
+    """Offer and answer have no usable audio stream in common (SIP 488)."""
+
+    sip_status: ClassVar[int] = 488
+
+
+WARNING_INCOMPATIBLE_TRANSPORT: Final = 302
+WARNING_MEDIA_TYPE_UNAVAILABLE: Final = 304
+WARNING_INCOMPATIBLE_FORMAT: Final = 305
+
+
+# --------------------------------------------------------------------------- small types
+
+
+class MediaDirection(StrEnum):
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    @property
+    def sends(self) -> bool:
+        return self in (MediaDirection.SENDRECV, MediaDirection.SENDONLY)
+
+    @property
+    def receives(self) -> bool:
+        return self in (MediaDirection.SENDRECV, MediaDirection.RECVONLY)
+
+    @classmethod
+    def from_flags(cls, sends: bool, receives: bool) -> MediaDirection:
+        if sends and receives:
+            return cls.SENDRECV
+        if sends:
+            return cls.SENDONLY
+        if receives:
+            return cls.RECVONLY
+        return cls.INACTIVE
+
+    def reversed(self) -> MediaDirection:
+        """The same stream as seen from the other end."""
+        return MediaDirection.from_flags(self.receives, self.sends)
+
+    def intersect(self, other: MediaDirection) -> MediaDirection:
+        return MediaDirection.from_flags(self.sends and other.sends, self.receives and other.receives)
+
+
+def _direction(value: MediaDirection | str) -> MediaDirection:
+    try:
+        return MediaDirection(value)
+    except ValueError:
+        raise SdpError(f"unknown media direction {value!r}") from None
+
+
+_DIRECTIONS: Final = frozenset(d.value for d in MediaDirection)
+_NULL_IPV4: Final = "0.0.0.0"  # noqa: S104 -- the RFC 2543 hold address; nothing binds to it
+_HOLD_ADDRESSES: Final = frozenset({_NULL_IPV4, "::"})
+
+
+@dataclass(slots=True)
+class Origin:
+    username: str
+    session_id: int
+    session_version: int
+    address: str
+    nettype: str = "IN"
+    addrtype: str = "IP4"
+
+    def __str__(self) -> str:
+        return (
+            f"{self.username} {self.session_id} {self.session_version} "
+            f"{self.nettype} {self.addrtype} {self.address}"
+        )
+
+
+@dataclass(slots=True)
+class Connection:
+    address: str
+    addrtype: str = "IP4"
+    nettype: str = "IN"
+
+    @classmethod
+    def for_address(cls, address: str) -> Connection:
+        return cls(address, _addrtype(address))
+
+    @property
+    def host(self) -> str:
+        return self.address.split("/", 1)[0]
+
+    @property
+    def is_hold(self) -> bool:
+        return self.host in _HOLD_ADDRESSES
+
+    def __str__(self) -> str:
+        return f"{self.nettype} {self.addrtype} {self.address}"
+
+
+def _addrtype(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+@dataclass(slots=True)
+class Timing:
+    start: int = 0
+    stop: int = 0
+    repeats: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Attribute:
+    name: str
+    value: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class RtpMap:
+    payload_type: int
+    encoding: str
+    clock_rate: int
+    channels: int | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> RtpMap:
+        parts = value.split(None, 1)
+        if len(parts) != 2:
+            raise SdpParseError(f"malformed rtpmap {value!r}")
+        pt = _payload_type(parts[0])
+        fields = parts[1].strip().split("/")
+        if len(fields) not in (2, 3) or not fields[0] or not all(f.isdigit() for f in fields[1:]):
+            raise SdpParseError(f"malformed rtpmap {value!r}")
+        channels = int(fields[2]) if len(fields) == 3 else None
+        return cls(pt, fields[0], int(fields[1]), channels)
+
+    def matches(self, other: RtpMap) -> bool:
+        """Same codec, whatever payload type number each side gave it."""
+        return (
+            self.encoding.lower() == other.encoding.lower()
+            and self.clock_rate == other.clock_rate
+            and (self.channels or 1) == (other.channels or 1)
+        )
+
+    def __str__(self) -> str:
+        tail = f"/{self.channels}" if self.channels is not None else ""
+        return f"{self.payload_type} {self.encoding}/{self.clock_rate}{tail}"
+
+
+def _payload_type(text: str) -> int:
+    if not text.isdigit() or int(text) > 127:
+        raise SdpParseError(f"bad RTP payload type {text!r}")
+    return int(text)
+
+
+# RFC 3551 static audio payload types.
+STATIC_PAYLOAD_TYPES: Final[dict[int, RtpMap]] = {
+    pt: RtpMap(pt, name, rate, ch)
+    for pt, name, rate, ch in (
+        (0, "PCMU", 8000, None),
+        (3, "GSM", 8000, None),
+        (4, "G723", 8000, None),
+        (5, "DVI4", 8000, None),
+        (6, "DVI4", 16000, None),
+        (7, "LPC", 8000, None),
+        (8, "PCMA", 8000, None),
+        (9, "G722", 8000, None),
+        (10, "L16", 44100, 2),
+        (11, "L16", 44100, None),
+        (12, "QCELP", 8000, None),
+        (13, "CN", 8000, None),
+        (14, "MPA", 90000, None),
+        (15, "G728", 8000, None),
+        (16, "DVI4", 11025, None),
+        (17, "DVI4", 22050, None),
+        (18, "G729", 8000, None),
+    )
+}
+_OFFERABLE: Final[dict[str, RtpMap]] = {
+    rm.encoding: rm for pt, rm in STATIC_PAYLOAD_TYPES.items() if pt in (0, 3, 8, 9, 18)
+}
+# Formats that ride along a voice codec rather than being one.
+_NOT_A_VOICE_CODEC: Final = frozenset({"telephone-event", "cn", "red", "ulpfec", "flexfec", "rtx"})
+_DEFAULT_PTIME: Final = 20
+
+
+# --------------------------------------------------------------------------- media section
+
+
+def _find(attributes: Iterable[Attribute], name: str) -> list[Attribute]:
+    wanted = name.lower()
+    return [a for a in attributes if a.name.lower() == wanted]
+
+
+def _attr_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return int(number) if number > 0 else None
+
+
+def _direction_of(attributes: Iterable[Attribute]) -> MediaDirection | None:
+    for attribute in attributes:
+        if attribute.value is None and attribute.name.lower() in _DIRECTIONS:
+            return MediaDirection(attribute.name.lower())
+    return None
+
+
+@dataclass(slots=True)
+class MediaDescription:
+    media: str
+    port: int
+    proto: str
+    formats: list[str]
+    port_count: int | None = None
+    title: str | None = None
+    connections: list[Connection] = field(default_factory=list)
+    bandwidths: list[str] = field(default_factory=list)
+    key: str | None = None
+    attributes: list[Attribute] = field(default_factory=list)
+    extra_lines: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def connection(self) -> Connection | None:
+        return self.connections[0] if self.connections else None
+
+    @property
+    def is_rtp(self) -> bool:
+        return self.proto.upper().startswith("RTP/")
+
+    @property
+    def payload_types(self) -> list[int]:
+        return [_payload_type(f) for f in self.formats] if self.is_rtp else []
+
+    def get(self, name: str) -> str | None:
+        """Value of the first attribute called ``name`` (case-insensitive); None if absent or a flag."""
+        found = _find(self.attributes, name)
+        return found[0].value if found else None
+
+    def get_all(self, name: str) -> list[str | None]:
+        return [a.value for a in _find(self.attributes, name)]
+
+    def has(self, name: str) -> bool:
+        return bool(_find(self.attributes, name))
+
+    def rtpmaps(self) -> dict[int, RtpMap]:
+        """Explicit ``a=rtpmap`` entries by payload type."""
+        out: dict[int, RtpMap] = {}
+        for value in self.get_all("rtpmap"):
+            if value is not None:
+                rtpmap = RtpMap.parse(value)
+                out.setdefault(rtpmap.payload_type, rtpmap)
+        return out
+
+    def rtpmap(self, payload_type: int) -> RtpMap | None:
+        """Explicit rtpmap for the payload type, else its RFC 3551 static meaning."""
+        return self.rtpmaps().get(payload_type) or STATIC_PAYLOAD_TYPES.get(payload_type)
+
+    def fmtp(self, payload_type: int) -> str | None:
+        for value in self.get_all("fmtp"):
+            if value is None:
+                continue
+            head, _, params = value.partition(" ")
+            if head.strip() == str(payload_type):
+                return params.strip()
+        return None
+
+    @property
+    def ptime(self) -> int | None:
+        return _attr_int(self.get("ptime"))
+
+    @property
+    def maxptime(self) -> int | None:
+        return _attr_int(self.get("maxptime"))
+
+    @property
+    def direction(self) -> MediaDirection | None:
+        """Direction attribute at media level only; see ``SessionDescription.media_direction``."""
+        return _direction_of(self.attributes)
+
+    def set_direction(self, direction: MediaDirection | str) -> None:
+        wanted = _direction(direction)
+        kept = [a for a in self.attributes if not (a.value is None and a.name.lower() in _DIRECTIONS)]
+        self.attributes = [*kept, Attribute(wanted.value)]
+
+    @property
+    def rtcp(self) -> tuple[int, Connection | None] | None:
+        """RFC 3605 ``a=rtcp`` as (port, optional address)."""
+        value = self.get("rtcp")
+        if value is None:
+            return None
+        parts = value.split()
+        if not parts or not parts[0].isdigit():
+            return None
+        conn = Connection(parts[3], parts[2], parts[1]) if len(parts) == 4 else None
+        return int(parts[0]), conn
+
+    @property
+    def rtcp_mux(self) -> bool:
+        return self.has("rtcp-mux")
+
+    def _lines(self) -> list[str]:
+        port = f"{self.port}/{self.port_count}" if self.port_count is not None else str(self.port)
+        lines = [f"m={' '.join([self.media, port, self.proto, *self.formats])}"]
+        if self.title is not None:
+            lines.append(f"i={self.title}")
+        lines += [f"c={c}" for c in self.connections]
+        lines += [f"b={b}" for b in self.bandwidths]
+        if self.key is not None:
+            lines.append(f"k={self.key}")
+        lines += [f"a={a}" for a in self.attributes]
+        lines += [f"{t}={v}" for t, v in self.extra_lines]
+        return lines
+
+
+# --------------------------------------------------------------------------- session
+
+
+@dataclass(slots=True)
+class SessionDescription:
+    origin: Origin
+    session_name: str = "-"
+    version: int = 0
+    information: str | None = None
+    uri: str | None = None
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    connection: Connection | None = None
+    bandwidths: list[str] = field(default_factory=list)
+    times: list[Timing] = field(default_factory=lambda: [Timing()])
+    zone: str | None = None
+    key: str | None = None
+    attributes: list[Attribute] = field(default_factory=list)
+    media: list[MediaDescription] = field(default_factory=list)
+    extra_lines: list[tuple[str, str]] = field(default_factory=list)
+
+    # ---- queries
+
+    @property
+    def direction(self) -> MediaDirection | None:
+        return _direction_of(self.attributes)
+
+    def media_connection(self, media: MediaDescription) -> Connection | None:
+        return media.connection or self.connection
+
+    def media_direction(self, media: MediaDescription) -> MediaDirection:
+        return media.direction or self.direction or MediaDirection.SENDRECV
+
+    def audio_index(self) -> int | None:
+        for index, media in enumerate(self.media):
+            if media.media.lower() == "audio":
+                return index
+        return None
+
+    def audio(self) -> MediaDescription | None:
+        index = self.audio_index()
+        return None if index is None else self.media[index]
+
+    # ---- text
+
+    def serialize(self) -> str:
+        lines = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
+        if self.information is not None:
+            lines.append(f"i={self.information}")
+        if self.uri is not None:
+            lines.append(f"u={self.uri}")
+        lines += [f"e={e}" for e in self.emails]
+        lines += [f"p={p}" for p in self.phones]
+        if self.connection is not None:
+            lines.append(f"c={self.connection}")
+        lines += [f"b={b}" for b in self.bandwidths]
+        for timing in self.times:
+            lines.append(f"t={timing.start} {timing.stop}")
+            lines += [f"r={r}" for r in timing.repeats]
+        if self.zone is not None:
+            lines.append(f"z={self.zone}")
+        if self.key is not None:
+            lines.append(f"k={self.key}")
+        lines += [f"a={a}" for a in self.attributes]
+        lines += [f"{t}={v}" for t, v in self.extra_lines]
+        for media in self.media:
+            lines += media._lines()
+        return "\r\n".join(lines) + "\r\n"
+
+    def to_bytes(self) -> bytes:
+        return self.serialize().encode("utf-8")
+
+    def __str__(self) -> str:
+        return self.serialize()
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> SessionDescription:
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SdpParseError("body is not UTF-8") from exc
+        return _Parser(text).run()
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.lines = [
+            (number, line.rstrip("\r"))
+            for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1)
+            if line.strip()
+        ]
+        self.number = 0
+
+    def fail(self, message: str) -> SdpParseError:
+        return SdpParseError(message, self.number)
+
+    def run(self) -> SessionDescription:
+        if not self.lines:
+            raise SdpParseError("empty session description")
+        origin: Origin | None = None
+        version: int | None = None
+        session_name: str | None = None
+        session = SessionDescription(origin=Origin("-", 0, 0, _NULL_IPV4), times=[])
+        media: MediaDescription | None = None
+        for number, line in self.lines:
+            self.number = number
+            if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
+                raise self.fail(f"not an SDP line: {line[:40]!r}")
+            kind, value = line[0], line[2:]
+            if version is None:
+                if kind != "v":
+                    raise self.fail("session description must start with v=")
+                if value.strip() != "0":
+                    raise self.fail(f"unsupported SDP version {value!r}")
+                version = 0
+                continue
+            if kind == "v":
+                raise self.fail("repeated v= line")
+            if kind == "m":
+                media = self.media_line(value)
+                session.media.append(media)
+            elif media is None:
+                if kind == "o":
+                    if origin is not None:
+                        raise self.fail("repeated o= line")
+                    origin = self.origin_line(value)
+                elif kind == "s":
+                    if session_name is not None:
+                        raise self.fail("repeated s= line")
+                    session_name = value
+                else:
+                    self.session_line(session, kind, value)
+            else:
+                self.media_attr_line(media, kind, value)
+        if origin is None:
+            raise SdpParseError("missing o= line")
+        session.origin = origin
+        session.session_name = session_name if session_name is not None else "-"
+        session.version = version or 0
+        return session
+
+    def origin_line(self, value: str) -> Origin:
+        parts = value.split()
+        if len(parts) != 6:
+            raise self.fail(f"o= needs 6 fields, got {len(parts)}")
+        if not parts[1].isdigit() or not parts[2].isdigit():
+            raise self.fail("o= session id and version must be numeric")
+        return Origin(parts[0], int(parts[1]), int(parts[2]), parts[5], parts[3], parts[4])
+
+    def connection_line(self, value: str) -> Connection:
+        parts = value.split()
+        if len(parts) != 3:
+            raise self.fail(f"c= needs 3 fields, got {len(parts)}")
+        return Connection(parts[2], parts[1], parts[0])
+
+    def attribute_line(self, value: str) -> Attribute:
+        name, sep, rest = value.partition(":")
+        name = name.strip()
+        if not name or " " in name:
+            raise self.fail(f"malformed attribute {value!r}")
+        if not sep:
+            return Attribute(name)
+        attribute = Attribute(name, rest.strip())
+        if name.lower() == "rtpmap":
+            try:
+                RtpMap.parse(attribute.value or "")
+            except SdpParseError as exc:
+                raise self.fail(str(exc)) from None
+        return attribute
+
+    def session_line(self, session: SessionDescription, kind: str, value: str) -> None:
+        if kind == "i":
+            session.information = value
+        elif kind == "u":
+            session.uri = value
+        elif kind == "e":
+            session.emails.append(value)
+        elif kind == "p":
+            session.phones.append(value)
+        elif kind == "c":
+            session.connection = self.connection_line(value)
+        elif kind == "b":
+            session.bandwidths.append(value.strip())
+        elif kind == "t":
+            parts = value.split()
+            if len(parts) != 2 or not all(p.isdigit() for p in parts):
+                raise self.fail(f"malformed t= {value!r}")
+            session.times.append(Timing(int(parts[0]), int(parts[1])))
+        elif kind == "r":
+            if not session.times:
+                raise self.fail("r= before any t=")
+            session.times[-1].repeats.append(value)
+        elif kind == "z":
+            session.zone = value
+        elif kind == "k":
+            session.key = value
+        elif kind == "a":
+            session.attributes.append(self.attribute_line(value))
+        else:
+            session.extra_lines.append((kind, value))
+
+    def media_line(self, value: str) -> MediaDescription:
+        parts = value.split()
+        if len(parts) < 3:
+            raise self.fail(f"m= needs media, port and proto: {value!r}")
+        port_text, _, count_text = parts[1].partition("/")
+        if not port_text.isdigit() or int(port_text) > 65535 or (count_text and not count_text.isdigit()):
+            raise self.fail(f"bad port {parts[1]!r}")
+        media = MediaDescription(
+            media=parts[0],
+            port=int(port_text),
+            proto=parts[2],
+            formats=parts[3:],
+            port_count=int(count_text) if count_text else None,
+        )
+        if media.is_rtp:
+            try:
+                for fmt in media.formats:
+                    _payload_type(fmt)
+            except SdpParseError as exc:
+                raise self.fail(str(exc)) from None
+        return media
+
+    def media_attr_line(self, media: MediaDescription, kind: str, value: str) -> None:
+        if kind == "i":
+            media.title = value
+        elif kind == "c":
+            media.connections.append(self.connection_line(value))
+        elif kind == "b":
+            media.bandwidths.append(value.strip())
+        elif kind == "k":
+            media.key = value
+        elif kind == "a":
+            media.attributes.append(self.attribute_line(value))
+        elif kind in "vosuepctrz":
+            raise self.fail(f"{kind}= line inside a media section")
+        else:
+            media.extra_lines.append((kind, value))
+
+
+# --------------------------------------------------------------------------- offer
+
+
+def build_offer(
+    session_id: int,
+    version: int,
+    address: str,
+    rtp_port: int,
+    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    dtmf_payload_type: int | None = 101,
+    ptime: int = _DEFAULT_PTIME,
+    direction: MediaDirection | str = MediaDirection.SENDRECV,
+    username: str = "-",
+) -> SessionDescription:
+    """A single-stream G.711 style audio offer (RFC 3264 section 5)."""
+    if not codecs:
+        raise SdpError("an offer needs at least one codec")
+    chosen: list[RtpMap] = []
+    for name in codecs:
+        rtpmap = _OFFERABLE.get(name.upper())
+        if rtpmap is None:
+            raise SdpError(f"cannot offer codec {name!r}; known: {sorted(_OFFERABLE)}")
+        chosen.append(rtpmap)
+    formats = [str(rm.payload_type) for rm in chosen]
+    attributes = [Attribute("rtpmap", str(rm)) for rm in chosen]
+    if dtmf_payload_type is not None:
+        if not 96 <= dtmf_payload_type <= 127:
+            raise SdpError(f"telephone-event needs a dynamic payload type, not {dtmf_payload_type}")
+        formats.append(str(dtmf_payload_type))
+        attributes.append(Attribute("rtpmap", f"{dtmf_payload_type} telephone-event/8000"))
+        attributes.append(Attribute("fmtp", f"{dtmf_payload_type} 0-16"))
+    attributes.append(Attribute("ptime", str(ptime)))
+    attributes.append(Attribute(_direction(direction).value))
+    return SessionDescription(
+        origin=Origin(username, session_id, version, address, addrtype=_addrtype(address)),
+        connection=Connection.for_address(address),
+        media=[MediaDescription("audio", rtp_port, "RTP/AVP", formats, attributes=attributes)],
+    )
+
+
+# --------------------------------------------------------------------------- negotiation
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiatedMedia:
+    remote_address: str
+    remote_port: int
+    remote_rtcp_port: int
+    rtcp_mux: bool
+    codec: str
+    payload_type: int
+    local_payload_type: int
+    clock_rate: int
+    channels: int
+    telephone_event_pt: int | None
+    local_telephone_event_pt: int | None
+    ptime: int
+    maxptime: int | None
+    direction: MediaDirection
+    remote_hold: bool
+    rejected: bool
+    media_index: int
+
+    @property
+    def can_send(self) -> bool:
+        return not self.rejected and self.direction.sends
+
+    @property
+    def can_receive(self) -> bool:
+        return not self.rejected and self.direction.receives
+
+
+def _voice_codecs(media: MediaDescription) -> list[RtpMap]:
+    out: list[RtpMap] = []
+    for pt in media.payload_types:
+        rtpmap = media.rtpmap(pt)
+        if rtpmap is not None and rtpmap.encoding.lower() not in _NOT_A_VOICE_CODEC:
+            out.append(RtpMap(pt, rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels))
+    return out
+
+
+def _telephone_event(media: MediaDescription, clock_rate: int) -> RtpMap | None:
+    # RFC 4733 section 7.1.1: events use the clock rate of the audio codec.
+    for pt in media.payload_types:
+        rtpmap = media.rtpmap(pt)
+        if (
+            rtpmap is not None
+            and rtpmap.encoding.lower() == "telephone-event"
+            and rtpmap.clock_rate == clock_rate
+        ):
+            return RtpMap(pt, rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels)
+    return None
+
+
+def _effective_remote_direction(direction: MediaDirection, connection: Connection | None) -> MediaDirection:
+    # RFC 2543 hold: c=0.0.0.0 means "do not send to me" whatever the attribute says.
+    if connection is not None and connection.is_hold:
+        return MediaDirection.from_flags(direction.sends, False)
+    return direction
+
+
+def _rtcp_port(media: MediaDescription, mux: bool) -> int:
+    if mux:
+        return media.port
+    rtcp = media.rtcp
+    return rtcp[0] if rtcp is not None else media.port + 1
+
+
+def negotiate_answer(offer: SessionDescription, answer: SessionDescription) -> NegotiatedMedia:
+    """Read the far end's answer to ``offer`` (which we sent), RFC 3264 section 6."""
+    index = offer.audio_index()
+    if index is None:
+        raise SdpError("our offer has no audio stream")
+    ours = offer.media[index]
+    if index >= len(answer.media):
+        raise SdpNegotiationError(
+            f"answer has {len(answer.media)} media streams, offer had {len(offer.media)}",
+            warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE,
+        )
+    theirs = answer.media[index]
+    if theirs.media.lower() != "audio":
+        raise SdpNegotiationError(
+            f"answer stream {index} is {theirs.media!r}, not audio",
+            warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE,
+        )
+    rejected = theirs.port == 0
+    if not rejected and theirs.proto.upper() != ours.proto.upper():
+        raise SdpNegotiationError(
+            f"answer transport {theirs.proto!r} differs from offered {ours.proto!r}",
+            warning_code=WARNING_INCOMPATIBLE_TRANSPORT,
+        )
+
+    offered = _voice_codecs(ours)
+    if not offered:
+        raise SdpError("our offer has no voice codec")
+    pair: tuple[RtpMap, RtpMap] | None = None
+    for candidate in _voice_codecs(theirs):
+        mine = next((o for o in offered if o.matches(candidate)), None)
+        if mine is not None:
+            pair = (candidate, mine)
+            break
+    if pair is None:
+        if not rejected:
+            raise SdpNegotiationError(
+                "answer contains none of the offered codecs", warning_code=WARNING_INCOMPATIBLE_FORMAT
+            )
+        pair = (offered[0], offered[0])
+    remote_codec, local_codec = pair
+
+    local_te = _telephone_event(ours, local_codec.clock_rate)
+    remote_te = _telephone_event(theirs, remote_codec.clock_rate) if local_te is not None else None
+
+    connection = answer.media_connection(theirs)
+    if connection is None and not rejected:
+        raise SdpNegotiationError("answer has no connection address for audio")
+    our_direction = offer.media_direction(ours)
+    remote_direction = _effective_remote_direction(answer.media_direction(theirs), connection)
+    direction = MediaDirection.INACTIVE if rejected else our_direction.intersect(remote_direction.reversed())
+    mux = ours.rtcp_mux and theirs.rtcp_mux
+    return NegotiatedMedia(
+        remote_address=connection.host if connection is not None else _NULL_IPV4,
+        remote_port=theirs.port,
+        remote_rtcp_port=_rtcp_port(theirs, mux) if not rejected else 0,
+        rtcp_mux=mux,
+        codec=remote_codec.encoding.upper(),
+        payload_type=remote_codec.payload_type,
+        local_payload_type=local_codec.payload_type,
+        clock_rate=remote_codec.clock_rate,
+        channels=remote_codec.channels or 1,
+        telephone_event_pt=remote_te.payload_type if remote_te is not None else None,
+        local_telephone_event_pt=local_te.payload_type if local_te is not None else None,
+        ptime=theirs.ptime or ours.ptime or _DEFAULT_PTIME,
+        maxptime=theirs.maxptime,
+        direction=direction,
+        remote_hold=not rejected and our_direction.sends and not remote_direction.receives,
+        rejected=rejected,
+        media_index=index,
+    )
+
+
+def _parse_events(text: str) -> set[int]:
+    events: set[int] = set()
+    for item in text.replace(" ", "").split(","):
+        low, _, high = item.partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            continue
+        start, stop = int(low), int(high or low)
+        if stop < start or stop > 255:
+            continue
+        events.update(range(start, stop + 1))
+    return events
+
+
+def _format_events(events: set[int]) -> str:
+    ranges: list[str] = []
+    ordered = sorted(events)
+    start = prev = ordered[0]
+    for event in [*ordered[1:], None]:
+        if event is not None and event == prev + 1:
+            prev = event
+            continue
+        ranges.append(str(start) if start == prev else f"{start}-{prev}")
+        if event is not None:
+            start = prev = event
+    return ",".join(ranges)
+
+
+def _supported(name: str, candidate: RtpMap) -> bool:
+    known = _OFFERABLE.get(name.upper())
+    if known is not None:
+        return known.matches(candidate)
+    return name.lower() == candidate.encoding.lower()
+
+
+def _acceptable_proto(proto: str) -> bool:
+    # Plain RTP only: no SRTP. AVPF offers are answered in kind; feedback is simply not sent.
+    return proto.upper() in ("RTP/AVP", "RTP/AVPF")
+
+
+def answer_offer(
+    offer: SessionDescription,
+    our_address: str,
+    our_port: int,
+    supported_codecs: Sequence[str],
+    session_id: int,
+    version: int,
+    *,
+    direction: MediaDirection | str = MediaDirection.SENDRECV,
+    ptime: int = _DEFAULT_PTIME,
+    username: str = "-",
+    telephone_events: str = "0-16",
+    rtcp_mux: bool = False,
+) -> tuple[SessionDescription, NegotiatedMedia]:
+    """Answer an offer from the far end (RFC 3264 section 6).
+
+    The first audio stream with a codec in ``supported_codecs`` is accepted
+    with that single codec (their order of preference, their payload type
+    numbers) plus their ``telephone-event`` if any; every other stream is
+    refused with port 0. ``direction`` is what we want (e.g. ``sendonly`` to
+    hold them) and is narrowed by what they offered.
+    """
+    wanted = _direction(direction)
+    answer = SessionDescription(
+        origin=Origin(username, session_id, version, our_address, addrtype=_addrtype(our_address)),
+        connection=Connection.for_address(our_address),
+        times=[Timing(t.start, t.stop) for t in offer.times] or [Timing()],
+    )
+    our_events = _parse_events(telephone_events)
+    result: NegotiatedMedia | None = None
+    failure: SdpNegotiationError | None = None
+    disabled_audio: int | None = None
+
+    for index, theirs in enumerate(offer.media):
+        is_audio = theirs.media.lower() == "audio"
+        codec: RtpMap | None = None
+        if result is None and is_audio and theirs.port != 0:
+            if not _acceptable_proto(theirs.proto):
+                failure = failure or SdpNegotiationError(
+                    f"unsupported audio transport {theirs.proto!r}",
+                    warning_code=WARNING_INCOMPATIBLE_TRANSPORT,
+                )
+            else:
+                codec = next(
+                    (c for c in _voice_codecs(theirs) if any(_supported(n, c) for n in supported_codecs)),
+                    None,
+                )
+                if codec is None:
+                    failure = failure or SdpNegotiationError(
+                        "offer contains none of our codecs", warning_code=WARNING_INCOMPATIBLE_FORMAT
+                    )
+        if codec is None:
+            if is_audio and theirs.port == 0 and disabled_audio is None:
+                disabled_audio = index
+            answer.media.append(MediaDescription(theirs.media, 0, theirs.proto, list(theirs.formats)))
+            continue
+        media, result = _accept_stream(
+            offer, index, theirs, codec, our_port, wanted, ptime, our_events, rtcp_mux
+        )
+        answer.media.append(media)
+
+    if result is not None:
+        return answer, result
+    if failure is not None:
+        raise failure
+    if disabled_audio is not None:
+        return answer, _disabled_stream(offer, disabled_audio, supported_codecs)
+    raise SdpNegotiationError("offer has no audio stream", warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE)
+
+
+def _accept_stream(
+    offer: SessionDescription,
+    index: int,
+    theirs: MediaDescription,
+    codec: RtpMap,
+    our_port: int,
+    wanted: MediaDirection,
+    ptime: int,
+    our_events: set[int],
+    rtcp_mux: bool,
+) -> tuple[MediaDescription, NegotiatedMedia]:
+    formats = [str(codec.payload_type)]
+    attributes = [Attribute("rtpmap", str(codec))]
+    codec_fmtp = theirs.fmtp(codec.payload_type)
+    if codec_fmtp:
+        attributes.append(Attribute("fmtp", f"{codec.payload_type} {codec_fmtp}"))
+
+    te = _telephone_event(theirs, codec.clock_rate)
+    if te is not None:
+        # RFC 4733 section 2.4.1: without fmtp the offerer supports events 0-15.
+        their_events = _parse_events(theirs.fmtp(te.payload_type) or "0-15")
+        common = their_events & our_events
+        if common:
+            formats.append(str(te.payload_type))
+            attributes.append(Attribute("rtpmap", str(te)))
+            attributes.append(Attribute("fmtp", f"{te.payload_type} {_format_events(common)}"))
+        else:
+            te = None
+
+    connection = offer.media_connection(theirs)
+    if connection is None:
+        raise SdpNegotiationError("offer has no connection address for audio")
+    their_direction = _effective_remote_direction(offer.media_direction(theirs), connection)
+    direction = wanted.intersect(their_direction.reversed())
+    mux = rtcp_mux and theirs.rtcp_mux
+
+    attributes.append(Attribute("ptime", str(ptime)))
+    if mux:
+        attributes.append(Attribute("rtcp-mux"))
+    attributes.append(Attribute(direction.value))
+    media = MediaDescription("audio", our_port, theirs.proto, formats, attributes=attributes)
+
+    negotiated = NegotiatedMedia(
+        remote_address=connection.host,
+        remote_port=theirs.port,
+        remote_rtcp_port=_rtcp_port(theirs, mux),
+        rtcp_mux=mux,
+        codec=codec.encoding.upper(),
+        payload_type=codec.payload_type,
+        local_payload_type=codec.payload_type,
+        clock_rate=codec.clock_rate,
+        channels=codec.channels or 1,
+        telephone_event_pt=te.payload_type if te is not None else None,
+        local_telephone_event_pt=te.payload_type if te is not None else None,
+        ptime=theirs.ptime or ptime,
+        maxptime=theirs.maxptime,
+        direction=direction,
+        remote_hold=not their_direction.receives,
+        rejected=False,
+        media_index=index,
+    )
+    return media, negotiated
+
+
+def _disabled_stream(
+    offer: SessionDescription, index: int, supported_codecs: Sequence[str]
+) -> NegotiatedMedia:
+    """The offerer set the audio port to 0: answer in kind, nothing flows (RFC 3264 section 8.2)."""
+    theirs = offer.media[index]
+    codecs = _voice_codecs(theirs) if theirs.is_rtp else []
+    codec = next((c for c in codecs if any(_supported(n, c) for n in supported_codecs)), None)
+    if codec is None:
+        codec = next((_OFFERABLE[n.upper()] for n in supported_codecs if n.upper() in _OFFERABLE), None)
+    if codec is None:
+        codec = STATIC_PAYLOAD_TYPES[0]
+    connection = offer.media_connection(theirs)
+    return NegotiatedMedia(
+        remote_address=connection.host if connection is not None else _NULL_IPV4,
+        remote_port=0,
+        remote_rtcp_port=0,
+        rtcp_mux=False,
+        codec=codec.encoding.upper(),
+        payload_type=codec.payload_type,
+        local_payload_type=codec.payload_type,
+        clock_rate=codec.clock_rate,
+        channels=codec.channels or 1,
+        telephone_event_pt=None,
+        local_telephone_event_pt=None,
+        ptime=theirs.ptime or _DEFAULT_PTIME,
+        maxptime=theirs.maxptime,
+        direction=MediaDirection.INACTIVE,
+        remote_hold=False,
+        rejected=True,
+        media_index=index,
+    )

@@ -1,0 +1,177 @@
+"""Webhook delivery from the outbox to a real HTTP receiver: signatures, order, retries, 410, SSRF, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.calls.model import Call
+from gateway.calls.status import CallStatus
+from gateway.config import Settings
+from gateway.ids import new_call_id
+from gateway.store.calls import CallStore
+from gateway.store.db import create_engine, migrate, session_factory
+from gateway.webhooks.delivery import WebhookDispatcher
+from gateway.webhooks.signing import verify
+from tests.support.receiver import WebhookReceiver
+
+SECRET = "whsec_test_secret"
+
+
+def _settings(allow_private: bool = True, schedule: list[float] | None = None) -> Settings:
+    return Settings(
+        accounts=[{"id": "acct_a", "api_keys": ["dv_test_sk_0123456789abcdef"], "numbers": ["+12025551234"],
+                   "webhook_secret": SECRET}],
+        webhooks={"allow_private_targets": allow_private, "timeout_seconds": 2,
+                  "retry_schedule_seconds": schedule or [0, 0.2, 0.2, 0.2]},
+    )
+
+
+class Env:
+    def __init__(self, tmp: Path) -> None:
+        self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/wh.db")
+        self.sessions = session_factory(self.engine)
+        self.store = CallStore(self.sessions, lambda c: [c.webhook_url] if c.webhook_url else [])
+
+    async def call(self, url: str) -> Call:
+        call = Call(id=new_call_id(), account_id="acct_a", to="+14155552671", from_="+12025551234", agent_id=None,
+                    status=CallStatus.INITIATING, record=False, max_duration=60, metadata={}, webhook_url=url,
+                    created_at=datetime.now(UTC))
+        return await self.store.insert(call)
+
+    async def lifecycle(self, call: Call) -> None:
+        now = datetime.now(UTC)
+        await self.store.transition(call.id, CallStatus.RINGING, now)
+        await self.store.transition(call.id, CallStatus.IN_PROGRESS, now)
+        await self.store.transition(call.id, CallStatus.COMPLETED, now)
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    e = Env(tmp_path)
+    await migrate(e.engine)
+    yield e
+    await e.engine.dispose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = WebhookReceiver()
+    await r.start()
+    yield r
+    await r.stop()
+
+
+async def _drain(d: WebhookDispatcher, until, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await d.run_once()
+        if until():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+async def test_signed_events_arrive_in_order(env: Env, receiver: WebhookReceiver) -> None:
+    call = await env.call(receiver.url)
+    await env.lifecycle(call)
+    d = WebhookDispatcher(env.sessions, _settings())
+    await _drain(d, lambda: len(receiver.received) == 4)
+    await d.stop()
+    types = [r.json["type"] for r in receiver.received]
+    assert types == ["call.initiated", "call.ringing", "call.answered", "call.completed"]
+    for r in receiver.received:
+        body = r.json
+        assert set(body) == {"id", "type", "created_at", "data"}
+        assert body["id"].startswith("evt_") and body["data"]["id"] == call.id
+        assert r.headers["content-type"] == "application/json; charset=utf-8"
+        assert r.headers["user-agent"] == "Devotel-Webhooks/1.0"
+        assert r.headers["x-devotel-event-id"] == body["id"]
+        assert r.headers["x-devotel-event-type"] == body["type"]
+        assert r.headers["x-devotel-delivery-id"].startswith("dlv_")
+        assert verify(SECRET, r.headers["x-devotel-signature"], r.body, int(time.time()))
+        assert not verify("whsec_other", r.headers["x-devotel-signature"], r.body, int(time.time()))
+    assert [r.json["data"]["status"] for r in receiver.received] == ["initiating", "ringing", "in_progress", "completed"]
+
+
+async def test_receiver_down_then_up_gets_everything_in_order_with_same_ids(env: Env, receiver: WebhookReceiver) -> None:
+    calls = [await env.call(receiver.url) for _ in range(3)]
+    for c in calls:
+        await env.lifecycle(c)
+    receiver.status = 503
+    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]))
+    await _drain(d, lambda: len(receiver.received) >= 6)
+    failed_ids = {r.json["id"] for r in receiver.received}
+    receiver.status = 200
+    ok_before = len(receiver.received)
+    await _drain(d, lambda: sum(1 for r in receiver.received[ok_before:]) >= 12)
+    await d.stop()
+    delivered = receiver.received[ok_before:]
+    for c in calls:
+        mine = [r.json for r in delivered if r.json["data"]["id"] == c.id]
+        assert [m["type"] for m in mine] == ["call.initiated", "call.ringing", "call.answered", "call.completed"]
+    # Retries carry the same event ids that failed before.
+    assert failed_ids <= {r.json["id"] for r in delivered}
+
+
+async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
+    call = await env.call(receiver.url)
+    await env.lifecycle(call)
+    receiver.status = 410
+    d = WebhookDispatcher(env.sessions, _settings())
+    await _drain(d, lambda: len(receiver.received) >= 1)
+    for _ in range(5):
+        await d.run_once()
+        await asyncio.sleep(0.25)
+    await d.stop()
+    assert len(receiver.received) == 1
+
+
+async def test_dead_letter_after_schedule(env: Env, receiver: WebhookReceiver) -> None:
+    call = await env.call(receiver.url)
+    receiver.status = 500
+    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1, 0.1]))
+    await _drain(d, lambda: len(receiver.received) >= 3)
+    for _ in range(5):
+        await d.run_once()
+        await asyncio.sleep(0.15)
+    await d.stop()
+    assert len(receiver.received) == 3  # the schedule has three attempts
+    assert d.dead == 1
+    assert call.id
+
+
+async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -> None:
+    await env.call(receiver.url)
+    receiver.status = 302
+    receiver.redirect_to = f"http://127.0.0.1:{receiver.port}/elsewhere"
+    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1]))
+    await _drain(d, lambda: len(receiver.received) >= 2)
+    await d.stop()
+    assert all(r.path == "/hooks" for r in receiver.received)
+
+
+async def test_private_target_refused_at_delivery(env: Env, receiver: WebhookReceiver) -> None:
+    await env.call(receiver.url)  # stored while private targets were allowed, then the switch is off
+    d = WebhookDispatcher(env.sessions, _settings(allow_private=False, schedule=[0, 0.1]))
+    for _ in range(4):
+        await d.run_once()
+        await asyncio.sleep(0.12)
+    await d.stop()
+    assert receiver.received == []
+    assert d.dead == 1
+
+
+async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookReceiver) -> None:
+    call = await env.call(receiver.url)
+    await env.lifecycle(call)
+    # A "previous process" never got to send anything; a new dispatcher on the same database does.
+    d = WebhookDispatcher(env.sessions, _settings())
+    await _drain(d, lambda: len(receiver.received) == 4)
+    await d.stop()
+    assert len({r.json["id"] for r in receiver.received}) == 4
