@@ -17,7 +17,8 @@ from gateway.api.auth import Keyring
 from gateway.api.calls import router as calls_router
 from gateway.api.cursor import CursorCodec
 from gateway.api.schemas import CallCreate, Health
-from gateway.calls.backend import CallBackend, UnavailableBackend
+from gateway.calls.backend import CallBackend
+from gateway.calls.dialer import SipDialer
 from gateway.calls.model import Call
 from gateway.calls.service import CallService
 from gateway.calls.views import call_view
@@ -89,7 +90,7 @@ class Gateway:
 
 
 def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAPI:
-    gateway = Gateway(settings, backend or UnavailableBackend())
+    gateway = Gateway(settings, backend or SipDialer(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.calls.model import Call, CallOutcome
-from gateway.calls.status import HangupCause, HangupSide
+from gateway.calls.status import HangupCause
 
 
 class CallProgress(Protocol):
@@ -47,31 +47,3 @@ class CallBackend(Protocol):
         settle it itself. The outcome arrives through `CallProgress.ended`.
         """
         ...
-
-
-class UnavailableBackend:
-    """Used when no SIP user agent is configured: calls fail at once with an honest cause."""
-
-    def __init__(self) -> None:
-        self._progress: CallProgress | None = None
-
-    async def start(self, progress: CallProgress) -> None:
-        self._progress = progress
-
-    async def stop(self) -> None:
-        return None
-
-    def admit(self, call: Call) -> None:
-        return None
-
-    async def dial(self, call: Call) -> None:
-        from gateway.calls.status import CallStatus
-
-        assert self._progress is not None
-        await self._progress.ended(
-            call.id,
-            CallOutcome(CallStatus.FAILED, HangupCause.SIGNALING_UNAVAILABLE, HangupSide.LOCAL),
-        )
-
-    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
-        return False

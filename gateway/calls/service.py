@@ -132,7 +132,8 @@ class CallService:
         ended = self._ended.setdefault(call_id, asyncio.Event())
         if await self.backend.hangup(call_id, HangupCause.API_HANGUP):
             try:
-                await asyncio.wait_for(ended.wait(), self.hangup_wait_seconds)
+                async with asyncio.timeout(self.hangup_wait_seconds):
+                    await ended.wait()
             except TimeoutError:
                 log.warning("hangup did not finish in time", extra={"call_id": call_id})
         else:

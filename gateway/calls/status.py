@@ -78,7 +78,6 @@ class HangupCause(StrEnum):
     AGENT_UNAVAILABLE = "agent_unavailable"
     GATEWAY_RESTART = "gateway_restart"
     GATEWAY_SHUTDOWN = "gateway_shutdown"
-    SIGNALING_UNAVAILABLE = "signaling_unavailable"
 
 
 class HangupSide(StrEnum):

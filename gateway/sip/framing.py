@@ -37,15 +37,17 @@ _TERMINATORS = ((b"\r\n\r\n", 4), (b"\n\n", 2), (b"\n\r\n", 3))
 
 def _content_length(header_block: bytes) -> int:
     values: list[bytes] = []
+    in_length = False  # the previous field line was a Content-Length header
     for line in header_block.split(b"\n")[1:]:
         line = line.rstrip(b"\r")
         if line[:1] in (b" ", b"\t"):
-            if values and not values[-1].strip():
-                # the value was folded onto the next line
-                values[-1] = line
+            if in_length:
+                # a continuation of the Content-Length value (folding), not of another header
+                values[-1] += b" " + line
             continue
         name, colon, value = line.partition(b":")
-        if colon and name.rstrip(b" \t").lower() in (b"content-length", b"l"):
+        in_length = bool(colon) and name.rstrip(b" \t").lower() in (b"content-length", b"l")
+        if in_length:
             values.append(value)
     if not values:
         raise SipContentLengthError("missing Content-Length on a stream transport", header="Content-Length")

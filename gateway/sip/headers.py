@@ -330,6 +330,20 @@ def _skip_quoted(text: str, start: int) -> int:
     raise SipHeaderError("unterminated quoted string")
 
 
+def _find_outside_quotes(text: str, ch: str) -> int:
+    """Index of the first ``ch`` outside quoted strings, or -1."""
+    i = 0
+    n = len(text)
+    while i < n:
+        if text[i] == '"':
+            i = _skip_quoted(text, i)
+            continue
+        if text[i] == ch:
+            return i
+        i += 1
+    return -1
+
+
 def _split_outside(text: str, sep: str) -> list[str]:
     """Split on ``sep`` outside quoted strings and ``<...>``."""
     parts: list[str] = []
@@ -436,7 +450,7 @@ class NameAddr:
                 if lt >= len(s) or s[lt] != "<":
                     raise SipHeaderError("expected '<' after display name", header=header)
                 return cls._angle(s, lt, display, header)
-            lt = s.find("<")
+            lt = _find_outside_quotes(s, "<")
             if lt >= 0:
                 words = s[:lt].split()
                 if any(not is_token(w) for w in words):

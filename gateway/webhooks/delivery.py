@@ -93,8 +93,11 @@ class WebhookDispatcher:
             if busy:
                 continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
+            # arrives together with the wake-up, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._wake.wait()
 
     async def run_once(self) -> int:
         """Attempt every delivery that is due and first in line for its call and URL."""

@@ -22,6 +22,7 @@ def gateway(tmp_path: Path):  # type: ignore[no-untyped-def]
         "agents": [{"id": "agt_abc123", "url": "ws://127.0.0.1:9/agent"}],
         # Nothing listens there: created calls fail honestly, which is fine for the contract.
         "trunks": [{"id": "main", "uri": "sip:127.0.0.1:9", "prefixes": ["+"]}],
+        "sip": {"host": "127.0.0.1", "port": 0},
         "logging": {"level": "WARNING"},
     }
     gw = GatewayProcess(config, tmp_path).start()

@@ -13,9 +13,19 @@ from gateway.sip.headers import NameAddr, Via
 from gateway.sip.message import parse_message
 from gateway.sip.uri import SipUri
 
-CORPUS = Path(__file__).parent / "corpus" / "rfc4475"
+CORPUS = Path(__file__).parent / "corpus" / "torture"
 # Seeds without <hex> notation, so the raw text is the message once LF becomes CRLF.
-SEED_NAMES = ["wsinv", "esc01", "escnull", "esc02", "lwsdisp", "semiuri", "transports", "unreason", "inv2543"]
+SEED_NAMES = [
+    "valid-folded-headers",
+    "valid-escaped-uri-chars",
+    "valid-escaped-nul-in-uri",
+    "valid-percent-not-escape-in-tokens",
+    "valid-quoted-separators",
+    "valid-semicolon-in-user-part",
+    "valid-unknown-transports",
+    "valid-utf8-reason-phrase",
+    "semantic-rfc2543-request",
+]
 EXTRA_SEEDS = [
     b"SIP/2.0 200 OK\r\n"
     b"Via: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK1;rport=5060;received=192.0.2.1\r\n"

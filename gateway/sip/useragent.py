@@ -1,0 +1,362 @@
+"""The gateway's SIP user agent: outbound calls through trunks, sans-I/O.
+
+The shell (``gateway.sip.stack``) owns sockets and the clock. It hands every received
+datagram or stream message to ``receive``, calls ``on_timer`` once ``now >=
+next_deadline()``, reports failed sends with ``transport_error``, and after every call
+drains ``pop_outputs()``: ``Transmit`` goes to the transport, ``CallEvent`` to call
+control. ``now`` is monotonic seconds. Nothing here blocks, sleeps or raises out of
+``receive``/``on_timer``/``hangup``/``transport_error``.
+
+API
+---
+::
+
+    Address = tuple[str, int]; Transport = Literal["udp", "tcp"]
+    UaConfig(local_host, udp_port, tcp_port, user_agent="orbit-gateway",
+             timers=TimerConfig(), is_trusted=<trust nobody>)
+    SipUserAgent(config)
+        place_call(params: OutboundCallParams, now)   raises UaUsageError (call_ref in use,
+                                                       transport not enabled, bad local media
+                                                       or extra headers)
+        hangup(call_ref, cause, now)                  CANCEL before answer, BYE after; idempotent;
+                                                       unknown call_ref: ignored
+        receive(data, source, transport, now)
+        transport_error(destination, transport, now)  a send to that (host, port) failed
+        on_timer(now); next_deadline() -> float | None
+        pop_outputs() -> list[Transmit | CallEvent]
+        active_calls() -> int                         calls whose outcome is not known yet
+        has_call(call_ref) -> bool                    (addition) state kept until Released
+        stats: UaStats
+
+Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
+``OutboundCallParams``, ``CallOutcomeSip``, ``Trying``, ``Ringing``, ``Answered``,
+``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``CallEvent``, ``Transmit``,
+``UaOutput``, ``UaStats``, ``UaUsageError``.
+
+Per call: ``Trying`` (from ``place_call``), ``Ringing``* , ``Answered``?, ``MediaUpdated``* /
+``DtmfReceived``*, exactly one ``Ended``, then ``Released`` once every transaction of the
+call has terminated (the RTP port may then be reused). A ``call_ref`` stays in use until
+``Released``; a failover attempt needs its own ``call_ref``.
+
+``Transmit.destination`` is the source address for responses (RFC 3581 symmetric
+response routing), the trunk address for the INVITE/CANCEL, and for ACK/BYE/re-INVITE
+the next hop of the dialog (first Record-Route or the Contact), which may be a host name
+the shell has to resolve.
+
+Who may talk to us
+------------------
+::
+
+    response matching a client transaction          -> its call; otherwise dropped
+    request matching a call's server transaction    -> absorbed / re-answered
+    request in a dialog of ours (Call-ID + tags)    -> handled by the call (any source)
+    ACK matching nothing                            -> dropped
+    To tag, no dialog: trusted -> 481, untrusted -> dropped
+    no To tag (out of dialog): untrusted -> dropped; trusted ->
+        OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
+        (a Request-URI that is not sip:/sips: -> 416)
+    not SIP -> counted, dropped; SIP we cannot act on -> 400 if trusted, else dropped
+
+Out-of-dialog answers are stateless (RFC 3261 8.2.7) with a To tag derived from the
+request, so a retransmitted request gets the same answer and nothing is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.calls.status import HangupCause
+from gateway.sip.call import (
+    ACCEPT,
+    ALLOW,
+    KNOWN_UNSUPPORTED,
+    SUPPORTED,
+    Address,
+    Answered,
+    CallEvent,
+    CallEventBody,
+    CallOutcomeSip,
+    CallSettings,
+    DtmfReceived,
+    Ended,
+    LocalMedia,
+    MediaUpdated,
+    OutboundCall,
+    OutboundCallParams,
+    Released,
+    Ringing,
+    Transmit,
+    Transport,
+    Trying,
+    UaOutput,
+    UaStats,
+    UaUsageError,
+)
+from gateway.sip.digest import DigestError
+from gateway.sip.errors import SipError, SipParseError
+from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message
+from gateway.sip.sdp import SdpError
+from gateway.sip.timers import TimerConfig
+
+__all__ = [
+    "Address",
+    "Answered",
+    "CallEvent",
+    "CallEventBody",
+    "CallOutcomeSip",
+    "DtmfReceived",
+    "Ended",
+    "LocalMedia",
+    "MediaUpdated",
+    "OutboundCallParams",
+    "Released",
+    "Ringing",
+    "SipUserAgent",
+    "Transmit",
+    "Transport",
+    "Trying",
+    "UaConfig",
+    "UaOutput",
+    "UaStats",
+    "UaUsageError",
+    "trust_nobody",
+]
+
+log = logging.getLogger("gateway.sip.useragent")
+
+# Requests that only make sense inside a dialog: without one the answer is 481.
+_DIALOG_ONLY = frozenset({"CANCEL", "BYE", "INFO", "UPDATE"})
+
+
+def trust_nobody(source_ip: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class UaConfig:
+    local_host: str  # address written in Via / Contact (public_host if set)
+    udp_port: int | None  # our listening ports (None: transport not enabled)
+    tcp_port: int | None
+    user_agent: str = "orbit-gateway"
+    timers: TimerConfig = field(default_factory=TimerConfig)
+    is_trusted: Callable[[str], bool] = trust_nobody  # source IP -> is it a configured trunk?
+
+
+class SipUserAgent:
+    def __init__(self, config: UaConfig) -> None:
+        self.config = config
+        self.stats = UaStats()
+        self._settings = CallSettings(
+            local_host=config.local_host,
+            udp_port=config.udp_port,
+            tcp_port=config.tcp_port,
+            user_agent=config.user_agent,
+            timers=config.timers,
+        )
+        self._outputs: list[UaOutput] = []
+        self._calls: dict[str, OutboundCall] = {}
+        self._by_sip_call_id: dict[str, OutboundCall] = {}
+        # Earliest deadline of each call, with lazy deletion: an entry is live only
+        # while it equals _scheduled[call_ref].
+        self._heap: list[tuple[float, int, str]] = []
+        self._scheduled: dict[str, float] = {}
+        self._heap_seq = 0
+        self._tag_key = secrets.token_bytes(16)
+
+    # ------------------------------------------------------------------ API
+
+    def place_call(self, params: OutboundCallParams, now: float) -> None:
+        if params.call_ref in self._calls:
+            raise UaUsageError(f"call_ref {params.call_ref!r} is still in use")
+        call = OutboundCall(params, self._settings, self.stats, self._outputs)
+        self._calls[call.call_ref] = call
+        self._by_sip_call_id[call.sip_call_id] = call
+        with self._guard(call):
+            call.start(now)
+
+    def hangup(self, call_ref: str, cause: HangupCause, now: float) -> None:
+        call = self._calls.get(call_ref)
+        if call is not None:
+            with self._guard(call):
+                call.hangup(cause, now)
+
+    def receive(self, data: bytes, source: Address, transport: Transport, now: float) -> None:
+        self.stats.received += 1
+        if not data.strip(b"\r\n\t "):
+            self.stats.keepalives += 1
+            return
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            self.stats.parse_errors += 1
+            return
+        call: OutboundCall | None = None
+        try:
+            call = self._by_sip_call_id.get(message.call_id)
+            if isinstance(message, SipResponse):
+                if call is None or not call.receive_response(message, now):
+                    self.stats.dropped_responses += 1
+            elif call is None or not call.receive_request(message, source, transport, now):
+                self._unmatched_request(message, source, transport)
+        except (SipError, SdpError, DigestError, ValueError):
+            self.stats.bad_messages += 1
+            if isinstance(message, SipRequest) and message.method != "ACK" and self._trusted(source):
+                self._reply(message, 400, source, transport)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("sip message handling failed", extra={"call_id": call.call_ref if call else None})
+        finally:
+            if call is not None:
+                self._reschedule(call)
+
+    def transport_error(self, destination: Address, transport: Transport, now: float) -> None:
+        for call in list(self._calls.values()):
+            with self._guard(call):
+                call.transport_error(destination, transport, now)
+
+    def on_timer(self, now: float) -> None:
+        due: list[OutboundCall] = []
+        while self._heap and self._heap[0][0] <= now:
+            deadline, _, call_ref = heapq.heappop(self._heap)
+            if self._scheduled.get(call_ref) != deadline:
+                continue
+            del self._scheduled[call_ref]
+            call = self._calls.get(call_ref)
+            if call is not None:
+                due.append(call)
+        for call in due:
+            with self._guard(call):
+                call.on_timer(now)
+
+    def next_deadline(self) -> float | None:
+        while self._heap:
+            deadline, _, call_ref = self._heap[0]
+            if self._scheduled.get(call_ref) == deadline:
+                return deadline
+            heapq.heappop(self._heap)
+        return None
+
+    def pop_outputs(self) -> list[UaOutput]:
+        # The calls append to this very list, so it is emptied in place.
+        out = list(self._outputs)
+        self._outputs.clear()
+        return out
+
+    def active_calls(self) -> int:
+        return sum(1 for call in self._calls.values() if not call.ended)
+
+    def has_call(self, call_ref: str) -> bool:
+        return call_ref in self._calls
+
+    # ------------------------------------------------------------------ internals
+
+    def _guard(self, call: OutboundCall) -> _CallGuard:
+        return _CallGuard(self, call)
+
+    def _reschedule(self, call: OutboundCall) -> None:
+        if call.released:
+            self._calls.pop(call.call_ref, None)
+            self._by_sip_call_id.pop(call.sip_call_id, None)
+            self._scheduled.pop(call.call_ref, None)
+            return
+        deadline = call.next_deadline()
+        if deadline is None:
+            self._scheduled.pop(call.call_ref, None)
+        elif self._scheduled.get(call.call_ref) != deadline:
+            self._scheduled[call.call_ref] = deadline
+            self._heap_seq += 1
+            heapq.heappush(self._heap, (deadline, self._heap_seq, call.call_ref))
+
+    def _trusted(self, source: Address) -> bool:
+        try:
+            return bool(self.config.is_trusted(source[0]))
+        except Exception:
+            log.exception("is_trusted failed", extra={"source": source[0]})
+            return False
+
+    def _unmatched_request(self, request: SipRequest, source: Address, transport: Transport) -> None:
+        method = request.method
+        if method == "ACK":
+            self.stats.dropped_requests += 1
+            return
+        if not self._trusted(source):
+            self.stats.dropped_untrusted += 1
+            return
+        if not request.uri.is_sip:
+            self._reply(request, 416, source, transport)  # 8.2.2.1
+        elif request.to_tag is not None or method in _DIALOG_ONLY:
+            self._reply(request, 481, source, transport)
+        elif method == "OPTIONS":
+            self.stats.options_answered += 1
+            self._reply(
+                request,
+                200,
+                source,
+                transport,
+                headers=[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)],
+            )
+        elif method == "INVITE":
+            self.stats.rejected_invites += 1
+            self._reply(request, 403, source, transport, reason="Inbound Calls Not Accepted")
+        elif method in KNOWN_UNSUPPORTED:
+            self._reply(request, 405, source, transport, headers=[("Allow", ALLOW)])
+        else:
+            self._reply(request, 501, source, transport)
+
+    def _reply(
+        self,
+        request: SipRequest,
+        status: int,
+        source: Address,
+        transport: Transport,
+        *,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """A stateless response (8.2.7) sent back to where the request came from (RFC 3581)."""
+        to_tag = None if request.to_tag is not None else self._stateless_tag(request)
+        all_headers = [("Server", self.config.user_agent), *(headers or [])]
+        try:
+            response = make_response(request, status, reason, to_tag=to_tag, headers=all_headers)
+            data = bytes(response)
+        except (SipError, ValueError):
+            return  # the request is too broken to answer
+        if status == 481:
+            self.stats.answered_481 += 1
+        elif status == 400:
+            self.stats.answered_400 += 1
+        self.stats.sent += 1
+        self._outputs.append(Transmit(data, source, transport))
+
+    def _stateless_tag(self, request: SipRequest) -> str:
+        # Same request (and retransmissions) -> same tag, without keeping any state.
+        try:
+            branch = request.via.branch or ""
+        except SipError:
+            branch = ""
+        seed = f"{request.call_id}|{request.from_tag or ''}|{branch}".encode("utf-8", "surrogateescape")
+        return hashlib.blake2b(seed, key=self._tag_key, digest_size=8).hexdigest()
+
+
+class _CallGuard:
+    """Keeps one call's failure from escaping, and reschedules the call afterwards."""
+
+    def __init__(self, ua: SipUserAgent, call: OutboundCall) -> None:
+        self._ua = ua
+        self._call = call
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        self._ua._reschedule(self._call)
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        self._ua.stats.internal_errors += 1
+        log.error("sip call handling failed", exc_info=exc, extra={"call_id": self._call.call_ref})
+        return True

@@ -1,0 +1,139 @@
+"""MediaClock on a real event loop: absolute deadlines, skip-not-burst, fault isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+
+import pytest
+
+from media.clock import MediaClock
+
+PERIOD = 0.02
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.ticks: list[tuple[float, int, float]] = []  # (now given, index, wall time)
+
+    def tick(self, now: float, tick_index: int) -> None:
+        self.ticks.append((now, tick_index, time.monotonic()))
+
+
+async def test_ticks_follow_wall_time_without_drift() -> None:
+    clock = MediaClock()
+    rec = Recorder()
+    clock.add(rec)
+    clock.add(rec)  # adding twice is a no-op
+    assert clock.participants == 1
+    clock.start()
+    await asyncio.sleep(1.0)
+    await clock.stop()
+    assert not clock.running
+
+    indices = [i for _, i, _ in rec.ticks]
+    assert indices == sorted(set(indices))
+    first_now, first_idx, _ = rec.ticks[0]
+    last_now, last_idx, _ = rec.ticks[-1]
+    # Every tick runs less than a frame after its absolute deadline, so the index
+    # always matches elapsed time to within one tick, however long the run.
+    assert abs((last_now - first_now) / PERIOD - (last_idx - first_idx)) < 1.0
+    st = clock.stats
+    assert len(rec.ticks) == st.ticks
+    assert last_idx - first_idx + 1 == st.ticks + st.skipped_ticks
+    assert 45 <= st.ticks + st.skipped_ticks <= 52
+    assert sum(st.histogram) == st.ticks
+    d = st.as_dict()
+    assert d["ticks"] == st.ticks and "p99_lateness_ms" in d and "lateness_histogram" in d
+    print(f"\nclock 1 s idle: {d}")
+
+
+async def test_late_loop_skips_missed_ticks_instead_of_bursting() -> None:
+    clock = MediaClock()
+    rec = Recorder()
+    stall_end: list[float] = []
+
+    class Staller:
+        def tick(self, now: float, tick_index: int) -> None:
+            if tick_index == 10:
+                time.sleep(0.11)  # simulates a blocked event loop (a test-only stall)
+                stall_end.append(time.monotonic())
+
+    clock.add(rec)
+    clock.add(Staller())
+    clock.start()
+    await asyncio.sleep(0.6)
+    await clock.stop()
+
+    indices = [i for _, i, _ in rec.ticks]
+    jumps = [b - a for a, b in itertools.pairwise(indices)]
+    assert max(jumps) >= 5  # 110 ms stall: 4-5 deadlines missed
+    assert clock.stats.skipped_ticks == sum(j - 1 for j in jumps) >= 4
+    assert clock.stats.late_ticks >= 1
+    assert clock.stats.max_lateness_ms >= 80
+    # No burst: after the stall at most the due tick runs at once, then the grid resumes.
+    after = [wall for _, _, wall in rec.ticks if stall_end[0] <= wall <= stall_end[0] + 0.035]
+    assert len(after) <= 3
+    # Still on the original grid: the index matches the elapsed time.
+    first_now, first_idx, _ = rec.ticks[0]
+    last_now, last_idx, _ = rec.ticks[-1]
+    assert abs((last_now - first_now) / PERIOD - (last_idx - first_idx)) < 1.0
+
+
+async def test_failing_participant_is_isolated(caplog: pytest.LogCaptureFixture) -> None:
+    clock = MediaClock()
+    rec = Recorder()
+
+    class Broken:
+        def tick(self, now: float, tick_index: int) -> None:
+            raise RuntimeError("boom")
+
+    class SelfRemoving:
+        count = 0
+
+        def tick(self, now: float, tick_index: int) -> None:
+            self.count += 1
+            clock.remove(self)
+
+    broken, once = Broken(), SelfRemoving()
+    clock.add(broken)
+    clock.add(once)
+    clock.add(rec)
+    with caplog.at_level(logging.ERROR, logger="media.clock"):
+        clock.start()
+        await asyncio.sleep(0.3)
+    assert clock.stats.errors == clock.stats.ticks >= 10
+    assert len(rec.ticks) == clock.stats.ticks
+    assert once.count == 1
+    assert len([r for r in caplog.records if "failed in tick" in r.getMessage()]) == 1  # no log flood
+
+    clock.remove(broken)
+    errors = clock.stats.errors
+    await asyncio.sleep(0.1)
+    assert clock.stats.errors == errors
+    await clock.stop()
+    n = len(rec.ticks)
+    await asyncio.sleep(0.1)
+    assert len(rec.ticks) == n  # stopped means stopped
+
+
+async def test_restart_and_percentiles() -> None:
+    clock = MediaClock(frame_ms=10, reservoir_size=16)
+    rec = Recorder()
+    clock.add(rec)
+    clock.start()
+    clock.start()  # idempotent
+    await asyncio.sleep(0.3)
+    await clock.stop()
+    clock.start()
+    await asyncio.sleep(0.1)
+    await clock.stop()
+    st = clock.stats
+    assert st.ticks >= 30
+    assert len(st._lateness) == 16
+    assert 0.0 <= st.p50_ms <= st.p99_ms <= st.max_lateness_ms + 1e-9
+    assert st.work_percentile(50) >= 0.0
+    with pytest.raises(ValueError):
+        MediaClock(frame_ms=0)
