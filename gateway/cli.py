@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
+import signal
 import sys
+from typing import Any
 
 from gateway.config import ConfigError, Settings, load_settings
 
@@ -36,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host = args.host or settings.http.host
     port = args.port if args.port is not None else settings.http.port
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -44,9 +47,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http="httptools",
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=int(settings.http.drain_timeout_seconds) + 5,
+        timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, app.state.gateway, settings.http.drain_timeout_seconds).run()
     return 0
+
+
+class DrainingServer:
+    """uvicorn, with SIGTERM meaning "drain": /readyz turns false and new calls get 503 while
+    live calls finish (up to the drain timeout, then they are ended gracefully); only then
+    does the server stop. SIGINT keeps uvicorn's meaning: stop now (twice: at once)."""
+
+    def __init__(self, config: Any, gateway: Any, drain_seconds: float) -> None:
+        import uvicorn
+
+        outer = self
+
+        class _Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                if sig == signal.SIGTERM and not outer.draining:
+                    outer.draining = True
+                    loop = outer.loop
+                    if loop is not None:
+                        loop.call_soon_threadsafe(outer.start_drain)
+                        return
+                super().handle_exit(sig, frame)
+
+        self.server = _Server(config)
+        self.gateway = gateway
+        self.drain_seconds = drain_seconds
+        self.draining = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start_drain(self) -> None:
+        assert self.loop is not None
+        self._task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            await self.gateway.drain(self.drain_seconds)
+        finally:
+            self.server.should_exit = True
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.server.serve()
+
+    def run(self) -> None:
+        import uvloop
+
+        uvloop.run(self._serve())
 
 
 def cmd_check(args: argparse.Namespace) -> int:

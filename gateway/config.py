@@ -321,6 +321,9 @@ class Settings(BaseSettings):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    # Names this gateway node in the call records; keep it stable across restarts so a
+    # node settles the calls its previous run left live. Default: the host name.
+    node_id: str | None = Field(None, min_length=1, max_length=64)
 
     @classmethod
     def settings_customise_sources(

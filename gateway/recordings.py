@@ -423,6 +423,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "description": "Bad signature (FORBIDDEN) or expired URL (RECORDING_URL_EXPIRED)",
     },
     404: {"model": ErrorEnvelope, "description": "No such recording"},
+    422: {"model": ErrorEnvelope, "description": "Validation error"},
+    500: {"model": ErrorEnvelope, "description": "Internal error"},
 }
 
 

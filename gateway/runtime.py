@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import secrets
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,12 +23,16 @@ from gateway.calls.backend import CallBackend
 from gateway.calls.dialer import SipDialer
 from gateway.calls.model import Call
 from gateway.calls.service import CallService
+from gateway.calls.status import CallStatus, HangupCause, HangupSide
 from gateway.calls.views import call_view
 from gateway.config import Settings
 from gateway.errors import ServiceUnavailable
+from gateway.recordings import RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.timeutil import utcnow
 from gateway.webhooks.delivery import WebhookDispatcher
+from media.storage import RecordingStorage
 
 log = logging.getLogger("gateway")
 
@@ -38,7 +44,8 @@ class Gateway:
 
     def __init__(self, settings: Settings, backend: CallBackend, node_id: str | None = None) -> None:
         self.settings = settings
-        self.node_id = node_id or f"node_{secrets.token_hex(4)}"
+        # Stable across restarts, so a node reconciles the calls its previous run left behind.
+        self.node_id = node_id or settings.node_id or socket.gethostname()
         self.engine = create_engine(settings.database.url)
         self.sessions = session_factory(self.engine)
         self.store = CallStore(self.sessions, self._webhook_targets)
@@ -49,6 +56,8 @@ class Gateway:
         self.keyring = Keyring(settings)
         self.cursors = CursorCodec(b"")
         self.draining = False
+        self.recording_storage: RecordingStorage | None = None
+        self.recordings: RecordingUploader | None = None
 
     def _webhook_targets(self, call: Call) -> list[str]:
         targets = [call.webhook_url] if call.webhook_url else []
@@ -62,13 +71,71 @@ class Gateway:
         configured = self.settings.http.signing_secret
         key = configured.get_secret_value() if configured else await self.store.secret("signing_key")
         self.cursors = CursorCodec(key.encode())
+        self.recording_storage = build_storage(self.settings, key)
+        self.recordings = RecordingUploader(self.store, self.recording_storage, self.settings)
+        self.webhooks.recording_url = self.recordings.recording_url_by_id
+        attach = getattr(self.backend, "attach_recordings", None)
+        if attach is not None:
+            attach(self.recordings)
+        await self.reconcile()
+        await self.recordings.resume()
         await self.backend.start(self.calls)
         self.webhooks.start()
         log.info("gateway started", extra={"node_id": self.node_id})
 
+    async def reconcile(self) -> int:
+        """Settle calls a previous run of this node left live (crash, kill -9).
+
+        Their media and SIP state died with that process: they end `failed` with cause
+        `gateway_restart`, which also queues their final webhook.
+        """
+        settled = 0
+        for call in await self.store.active(self.node_id):
+            moved = await self.store.transition(
+                call.id,
+                CallStatus.FAILED,
+                utcnow(),
+                hangup_cause=str(HangupCause.GATEWAY_RESTART),
+                hangup_side=str(HangupSide.LOCAL),
+            )
+            if moved is not None:
+                settled += 1
+                log.warning("call left live by a previous run reconciled", extra={"call_id": call.id})
+        return settled
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stop taking calls, let live ones finish for `grace_seconds`, then end the rest gracefully."""
+        self.draining = True
+        live = getattr(self.backend, "live_calls", lambda: 0)
+        log.info("draining", extra={"live_calls": live(), "grace_seconds": grace_seconds})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_seconds
+        # Polled: the live-call count changes in many places, and 5 Hz during shutdown costs nothing.
+        while live() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        remaining = await self.store.active(self.node_id)
+        if remaining:
+            log.warning("ending calls still live after the drain timeout", extra={"count": len(remaining)})
+            await asyncio.gather(
+                *(self.backend.hangup(c.id, HangupCause.GATEWAY_SHUTDOWN) for c in remaining),
+                return_exceptions=True,
+            )
+            end = loop.time() + 10
+            while live() and loop.time() < end:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        # Give due webhooks one more pass; whatever is left stays durable in the outbox.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                while await self.webhooks.run_once():
+                    pass
+
     async def stop(self) -> None:
         await self.backend.stop()
         await self.webhooks.stop()
+        if self.recordings is not None:
+            await self.recordings.stop()
+        if self.recording_storage is not None:
+            await self.recording_storage.close()
         await self.engine.dispose()
 
     def check_accepting(self) -> None:
@@ -76,7 +143,8 @@ class Gateway:
             raise ServiceUnavailable("The gateway is shutting down and takes no new calls", retry_after=5)
 
     def call_view(self, call: Call) -> dict[str, Any]:
-        return call_view(call, recording_url=None)
+        url = self.recordings.recording_url(call) if self.recordings is not None else None
+        return call_view(call, recording_url=url)
 
     async def ready(self) -> bool:
         if self.draining:
@@ -111,6 +179,7 @@ def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAP
     app.state.gateway = gateway
     envelope.install(app)
     app.include_router(calls_router)
+    app.include_router(recordings_router(lambda: gateway.recording_storage))
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

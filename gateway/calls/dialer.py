@@ -2,19 +2,19 @@
 
 It turns a stored call into an outbound INVITE on the trunk chosen for its number,
 keeps each trunk within its limits, and reports what the SIP user agent sees back to
-the CallService. Events are handled by one task in arrival order, so a call's
-ringing, answer and end are always stored in that order.
+the CallService. Each call's events go to its CallLeg, which handles them in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gateway.calls.backend import CallProgress
+from gateway.calls.leg import CallLeg
 from gateway.calls.model import Call, CallOutcome
 from gateway.calls.status import CallStatus, HangupCause, HangupSide
 from gateway.calls.trunks import TrunkGate
@@ -23,45 +23,25 @@ from gateway.logs import call_id_var
 from gateway.sip.call import UaUsageError
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import SipError
-from gateway.sip.sdp import NegotiatedMedia
 from gateway.sip.stack import SipStack
 from gateway.sip.timers import TimerConfig
 from gateway.sip.transport import is_ip
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
-    Answered,
     CallEvent,
-    CallOutcomeSip,
-    Ended,
     LocalMedia,
     OutboundCallParams,
     Released,
-    Ringing,
-    Trying,
     UaConfig,
 )
+from media.clock import MediaClock
+from media.endpoint import MediaPortBusy
 from media.ports import PortPool, PortsExhausted
 
+if TYPE_CHECKING:
+    from gateway.recordings import RecordingUploader
+
 log = logging.getLogger("gateway.dialer")
-
-_RESULT_STATUS = {
-    "completed": CallStatus.COMPLETED,
-    "busy": CallStatus.BUSY,
-    "no_answer": CallStatus.NO_ANSWER,
-    "failed": CallStatus.FAILED,
-    "cancelled": CallStatus.CANCELLED,
-}
-
-
-@dataclass
-class _Leg:
-    call: Call
-    trunk: TrunkConfig
-    rtp_port: int | None = None
-    placed: bool = False
-    provisional: bool = False
-    max_duration_timer: asyncio.TimerHandle | None = None
-    media: NegotiatedMedia | None = None
 
 
 class SipDialer:
@@ -70,11 +50,12 @@ class SipDialer:
         self._progress: CallProgress | None = None
         self._stack: SipStack | None = None
         self._gates = {t.id: TrunkGate(t) for t in settings.trunks}
-        self._legs: dict[str, _Leg] = {}
+        self._legs: dict[str, CallLeg] = {}
         self._ports = PortPool(settings.rtp.port_min, settings.rtp.port_max)
-        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._clock = MediaClock()
         self._pump: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.recordings: RecordingUploader | None = None
         self._trusted: set[str] = set()
         self._trunk_addr: dict[str, str] = {}
 
@@ -94,15 +75,29 @@ class SipDialer:
         )
         self._stack = SipStack(config, sip.host, self._on_call_event)
         await self._stack.start()
-        self._worker = asyncio.get_running_loop().create_task(self._run_events())
+        self._clock.start()
 
     async def stop(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
+        for leg in list(self._legs.values()):
+            leg.deliver(Released())
+        for leg in list(self._legs.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(leg.wait(), 5)
+        await self._clock.stop()
         if self._stack is not None:
             await self._stack.stop()
+
+    def attach_recordings(self, recordings: RecordingUploader) -> None:
+        self.recordings = recordings
+
+    @property
+    def clock(self) -> MediaClock:
+        return self._clock
+
+    def live_calls(self) -> int:
+        return len(self._legs)
 
     @property
     def stack(self) -> SipStack:
@@ -114,28 +109,42 @@ class SipDialer:
         self._gates[trunk.id].check_admission()
 
     async def dial(self, call: Call) -> None:
+        assert self._progress is not None
         trunk = self._trunk_for(call)
-        self._legs[call.id] = _Leg(call=call, trunk=trunk)
+        self._legs[call.id] = CallLeg(
+            call,
+            trunk,
+            settings=self.settings,
+            clock=self._clock,
+            progress=self._progress,
+            sip_hangup=self.stack.hangup,
+            recordings=self.recordings,
+            on_done=self._leg_done,
+        )
         self._gates[trunk.id].enqueue(call.id)
         self._run_gates()
 
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
         leg = self._legs.get(call_id)
-        if leg is None:
+        if leg is None or leg.ended:
             return False
         if not leg.placed:
             # Still waiting for the trunk: nothing was sent, so nothing to cancel on the wire.
             self._gates[leg.trunk.id].remove(call_id)
-            self._legs.pop(call_id, None)
-            await self._report_end(call_id, CallOutcome(CallStatus.CANCELLED, cause, HangupSide.LOCAL))
+            self._settle(leg, CallOutcome(CallStatus.CANCELLED, cause, HangupSide.LOCAL), released=True)
             return True
-        self.stack.hangup(call_id, cause)
+        leg.hangup(cause)
         if not leg.provisional:
             # RFC 3261 9.1: no CANCEL before a provisional response, and that may never
             # come (Timer B is 32 s). The caller's intent is final, so the call is settled
             # now; the user agent still cancels, or ACKs and BYEs a late 200, on its own.
-            await self._report_end(call_id, CallOutcome(CallStatus.CANCELLED, cause, HangupSide.LOCAL))
+            self._settle(leg, CallOutcome(CallStatus.CANCELLED, cause, HangupSide.LOCAL))
         return True
+
+    def _settle(self, leg: CallLeg, outcome: CallOutcome, *, released: bool = False) -> None:
+        leg.deliver(outcome)
+        if released:
+            leg.deliver(Released())
 
     # --- placing calls ---------------------------------------------------------------------
 
@@ -164,19 +173,22 @@ class SipDialer:
 
     def _place(self, call_id: str) -> None:
         leg = self._legs.get(call_id)
-        if leg is None:
+        if leg is None or leg.ended:
+            self._release_slot(call_id)
             return
-        token = call_id_var.set(call_id)
+        task = asyncio.get_running_loop().create_task(self._start_leg(leg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_leg(self, leg: CallLeg) -> None:
+        token = call_id_var.set(leg.call.id)
         try:
-            try:
-                leg.rtp_port = self._ports.allocate()
-            except PortsExhausted:
+            if not await self._bind_media(leg):
                 log.error("no free RTP port; failing call")
-                self._gates[leg.trunk.id].release()
-                self._legs.pop(call_id, None)
-                self._events.put_nowait(
-                    (call_id, CallOutcome(CallStatus.FAILED, HangupCause.MEDIA_UNAVAILABLE, HangupSide.LOCAL))
-                )
+                self._fail_unplaced(leg, HangupCause.MEDIA_UNAVAILABLE)
+                return
+            if leg.ended:  # hung up while the port was being bound
+                self._fail_unplaced(leg, HangupCause.API_HANGUP)
                 return
             try:
                 params = self._params(leg)
@@ -185,16 +197,42 @@ class SipDialer:
             except (UaUsageError, SipError, ValueError) as exc:
                 # A number or header the SIP layer cannot express: fail this call, keep the rest.
                 log.error("cannot place call", extra={"error": str(exc)})
-                self._ports.release(leg.rtp_port)
-                self._gates[leg.trunk.id].release()
-                self._legs.pop(call_id, None)
-                self._events.put_nowait(
-                    (call_id, CallOutcome(CallStatus.FAILED, HangupCause.REJECTED, HangupSide.LOCAL))
-                )
+                leg.placed = False
+                self._fail_unplaced(leg, HangupCause.REJECTED)
         finally:
             call_id_var.reset(token)
 
-    def _params(self, leg: _Leg) -> OutboundCallParams:
+    async def _bind_media(self, leg: CallLeg) -> bool:
+        for _ in range(16):
+            try:
+                port = self._ports.allocate()
+            except PortsExhausted:
+                return False
+            try:
+                await leg.open_media(port)
+                return True
+            except MediaPortBusy:
+                # Held by another process: put it back at the end of the pool and try the next.
+                self._ports.release(port)
+        return False
+
+    def _fail_unplaced(self, leg: CallLeg, cause: HangupCause) -> None:
+        self._settle(leg, CallOutcome(CallStatus.FAILED, cause, HangupSide.LOCAL), released=True)
+
+    def _leg_done(self, leg: CallLeg) -> None:
+        if leg.rtp_port is not None:
+            self._ports.release(leg.rtp_port)
+        self._release_slot(leg.call.id)
+        self._legs.pop(leg.call.id, None)
+
+    def _release_slot(self, call_id: str) -> None:
+        leg = self._legs.get(call_id)
+        trunk_id = leg.trunk.id if leg is not None else None
+        if trunk_id is not None:
+            self._gates[trunk_id].release()
+            self._run_gates()
+
+    def _params(self, leg: CallLeg) -> OutboundCallParams:
         trunk, call = leg.trunk, leg.call
         target = trunk.target
         number = call.to if trunk.number_format == "e164" else call.to.lstrip("+")
@@ -245,69 +283,9 @@ class SipDialer:
     # --- events from the user agent --------------------------------------------------------
 
     def _on_call_event(self, event: CallEvent) -> None:
-        self._events.put_nowait((event.call_ref, event.event))
-
-    async def _run_events(self) -> None:
-        while True:
-            call_id, body = await self._events.get()
-            token = call_id_var.set(call_id)
-            try:
-                await self._handle(call_id, body)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # one bad event must not stop all calls
-                log.exception("call event failed", extra={"event": type(body).__name__})
-            finally:
-                call_id_var.reset(token)
-
-    async def _handle(self, call_id: str, body: object) -> None:
-        assert self._progress is not None
-        leg = self._legs.get(call_id)
-        if isinstance(body, CallOutcome):
-            await self._progress.ended(call_id, body)
-        elif isinstance(body, Trying):
-            await self._progress.update(call_id, sip_call_id=body.sip_call_id)
-        elif isinstance(body, Ringing):
-            if leg is not None:
-                leg.provisional = True
-            await self._progress.ringing(call_id, body.status)
-        elif isinstance(body, Answered):
-            if leg is not None:
-                leg.provisional = True
-                leg.media = body.media
-                self._arm_max_duration(leg)
-            await self._progress.answered(call_id)
-        elif isinstance(body, Ended):
-            if leg is not None and leg.max_duration_timer is not None:
-                leg.max_duration_timer.cancel()
-            await self._report_end(call_id, _outcome(body.outcome))
-        elif isinstance(body, Released) and leg is not None:
-            if leg.rtp_port is not None:
-                self._ports.release(leg.rtp_port)
-            self._gates[leg.trunk.id].release()
-            self._legs.pop(call_id, None)
-            self._run_gates()
-
-    async def _report_end(self, call_id: str, outcome: CallOutcome) -> None:
-        assert self._progress is not None
-        await self._progress.ended(call_id, outcome)
-
-    def _arm_max_duration(self, leg: _Leg) -> None:
-        # Counted from answer: that is the part of the call the limit protects.
-        loop = asyncio.get_running_loop()
-        leg.max_duration_timer = loop.call_later(
-            leg.call.max_duration, lambda: self.stack.hangup(leg.call.id, HangupCause.MAX_DURATION)
-        )
-
-
-def _outcome(sip: CallOutcomeSip) -> CallOutcome:
-    return CallOutcome(
-        status=_RESULT_STATUS[sip.result],
-        cause=sip.cause,
-        side=sip.side,
-        sip_status=sip.sip_status,
-        sip_reason=sip.sip_reason,
-    )
+        leg = self._legs.get(event.call_ref)
+        if leg is not None:
+            leg.deliver(event.event)
 
 
 def _host_for_uri(host: str) -> str:

@@ -57,7 +57,7 @@ class WebhookDispatcher:
     ) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._recording_url = recording_url
+        self.recording_url = recording_url
         self._poll = poll_interval
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -178,9 +178,9 @@ class WebhookDispatcher:
 
     async def _body(self, event: EventRow) -> bytes:
         payload: dict[str, Any] = dict(event.payload)
-        if event.type == "call.recording_ready" and self._recording_url is not None:
+        if event.type == "call.recording_ready" and self.recording_url is not None:
             data = dict(payload.get("data") or {})
-            data["recording_url"] = await self._recording_url(event.call_id)
+            data["recording_url"] = await self.recording_url(event.call_id)
             payload["data"] = data
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 

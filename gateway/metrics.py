@@ -1,0 +1,317 @@
+"""Prometheus metrics of one gateway process, and the `GET /metrics` route that serves them.
+
+Everything lives in its own :class:`prometheus_client.CollectorRegistry` (never the
+library's global default one), so several apps or tests in one process do not collide.
+The module-level :data:`METRICS` is the process's instance; the functions below record
+into it and are safe to call from any code path: they never raise and never block.
+
+====================================  =========  ==========================================================
+metric                                type       recorded by
+====================================  =========  ==========================================================
+``orbit_active_calls``                gauge      :func:`call_started` / :func:`call_ended` (calls not final)
+``orbit_calls_total{status}``         counter    :func:`call_ended`: one per call reaching a final status
+``orbit_sip_responses_total{code}``   counter    :func:`sip_response`: every SIP response received
+``orbit_rtp_packet_loss_ratio``       histogram  :func:`media_stats` at call end: lost / (received + lost)
+``orbit_rtp_jitter_ms``               histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
+``orbit_agent_connect_seconds``       histogram  :func:`agent_connected`: websocket connect + start handshake
+``orbit_webhook_deliveries_total``    counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead
+``orbit_recording_uploads_total``     counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
+``orbit_media_clock_lateness_ms``     histogram  :func:`clock_lateness`: how late each media tick ran
+====================================  =========  ==========================================================
+
+The process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
+open file descriptors...) and the Python GC collector are registered as well.
+
+``metrics_router()`` gives a FastAPI router with ``GET /metrics`` in the Prometheus text
+exposition format. It has no API key: operators restrict it at the network level (bind
+the scrape to a private interface, or filter it at the proxy/firewall).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Final
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from gateway.calls.status import TERMINAL
+from media.clock import LATENESS_BUCKETS_MS
+
+__all__ = [
+    "AGENT_CONNECT_BUCKETS_S",
+    "CONTENT_TYPE",
+    "FINAL_STATUSES",
+    "JITTER_BUCKETS_MS",
+    "LOSS_RATIO_BUCKETS",
+    "METRICS",
+    "RECORDING_RESULTS",
+    "WEBHOOK_RESULTS",
+    "GatewayMetrics",
+    "agent_connected",
+    "call_ended",
+    "call_started",
+    "clock_lateness",
+    "media_stats",
+    "metrics_router",
+    "recording_upload",
+    "render",
+    "sip_response",
+    "webhook_delivery",
+]
+
+log = logging.getLogger("gateway.metrics")
+
+FINAL_STATUSES: Final[tuple[str, ...]] = tuple(sorted(str(s) for s in TERMINAL))
+WEBHOOK_RESULTS: Final[tuple[str, ...]] = ("delivered", "failed", "dead")
+RECORDING_RESULTS: Final[tuple[str, ...]] = ("ok", "failed")
+
+LOSS_RATIO_BUCKETS: Final[tuple[float, ...]] = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+JITTER_BUCKETS_MS: Final[tuple[float, ...]] = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 100.0, 200.0, 500.0)
+AGENT_CONNECT_BUCKETS_S: Final[tuple[float, ...]] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0)
+
+# What generate_latest writes for legacy-named metrics; every Prometheus version reads it.
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _number(value: object) -> float | None:
+    """A finite, non-negative float, or None for anything else (None, NaN, strings, bools)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    f = float(value)
+    if math.isnan(f) or math.isinf(f) or f < 0:
+        return None
+    return f
+
+
+class GatewayMetrics:
+    """The gateway's metrics in one registry. See the module docstring for what each one means."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.active_calls = Gauge(
+            "orbit_active_calls",
+            "Calls of this gateway process that have not reached a final status",
+            registry=r,
+        )
+        self.calls_total = Counter(
+            "orbit_calls_total",
+            "Calls that reached a final status, by status",
+            ["status"],
+            registry=r,
+        )
+        self.sip_responses_total = Counter(
+            "orbit_sip_responses_total",
+            "SIP responses received (provisional and final), by status code",
+            ["code"],
+            registry=r,
+        )
+        self.rtp_packet_loss_ratio = Histogram(
+            "orbit_rtp_packet_loss_ratio",
+            "Per call, at call end: RTP packets lost / (received + lost)",
+            buckets=LOSS_RATIO_BUCKETS,
+            registry=r,
+        )
+        self.rtp_jitter_ms = Histogram(
+            "orbit_rtp_jitter_ms",
+            "Per call, at call end: RTP interarrival jitter (RFC 3550) in milliseconds",
+            buckets=JITTER_BUCKETS_MS,
+            registry=r,
+        )
+        self.agent_connect_seconds = Histogram(
+            "orbit_agent_connect_seconds",
+            "Time to connect a call's agent websocket, in seconds",
+            buckets=AGENT_CONNECT_BUCKETS_S,
+            registry=r,
+        )
+        self.webhook_deliveries_total = Counter(
+            "orbit_webhook_deliveries_total",
+            "Webhook delivery attempts: delivered, failed (will retry) or dead (given up)",
+            ["result"],
+            registry=r,
+        )
+        self.recording_uploads_total = Counter(
+            "orbit_recording_uploads_total",
+            "Recording upload attempts: ok or failed",
+            ["result"],
+            registry=r,
+        )
+        self.media_clock_lateness_ms = Histogram(
+            "orbit_media_clock_lateness_ms",
+            "How long after its deadline each 20 ms media clock tick ran, in milliseconds",
+            buckets=LATENESS_BUCKETS_MS,
+            registry=r,
+        )
+        # Known label values exist from the start (at 0), so rate() and alerts work before the first event.
+        for status in FINAL_STATUSES:
+            self.calls_total.labels(status=status)
+        for result in WEBHOOK_RESULTS:
+            self.webhook_deliveries_total.labels(result=result)
+        for result in RECORDING_RESULTS:
+            self.recording_uploads_total.labels(result=result)
+        if process_metrics:
+            ProcessCollector(registry=r)
+            GCCollector(registry=r)
+        self._active: set[str] = set()
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def call_started(self, call_id: str) -> None:
+        """A call was created on this process (counted once per id)."""
+        self._active.add(call_id)
+        self.active_calls.set(len(self._active))
+
+    def call_ended(self, status: object, call_id: str | None = None) -> None:
+        """A call reached a final status. Non-final statuses are ignored (and logged)."""
+        if call_id is not None:
+            self._active.discard(call_id)
+            self.active_calls.set(len(self._active))
+        label = str(status)
+        if label not in FINAL_STATUSES:
+            log.warning("metrics: call_ended with a status that is not final", extra={"status": label})
+            return
+        self.calls_total.labels(status=label).inc()
+
+    @property
+    def active_call_ids(self) -> frozenset[str]:
+        return frozenset(self._active)
+
+    # --- SIP ----------------------------------------------------------------------------------
+
+    def sip_response(self, code: int) -> None:
+        """A SIP response was received (any class, 1xx to 6xx)."""
+        if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 699:
+            return
+        self.sip_responses_total.labels(code=str(code)).inc()
+
+    # --- media --------------------------------------------------------------------------------
+
+    def media_stats(self, stats: object) -> None:
+        """A call's media counters at its end: ``MediaStats.as_dict()`` (or the MediaStats itself).
+
+        Loss is observed only when packets were expected (received + lost > 0), jitter only
+        when packets were received: a call without media says nothing about the network.
+        """
+        if stats is None:
+            return
+        if not isinstance(stats, Mapping):
+            as_dict = getattr(stats, "as_dict", None)
+            if not callable(as_dict):
+                return
+            stats = as_dict()
+            if not isinstance(stats, Mapping):
+                return
+        received = _number(stats.get("packets_in")) or 0.0
+        lost = _number(stats.get("packets_lost")) or 0.0
+        if received + lost > 0:
+            self.rtp_packet_loss_ratio.observe(lost / (received + lost))
+        jitter = _number(stats.get("jitter_ms"))
+        if received > 0 and jitter is not None:
+            self.rtp_jitter_ms.observe(jitter)
+
+    def clock_lateness(self, lateness_ms: float) -> None:
+        """One media clock tick ran `lateness_ms` after its deadline."""
+        value = _number(lateness_ms)
+        if value is not None:
+            self.media_clock_lateness_ms.observe(value)
+
+    # --- agent, webhooks, recordings ------------------------------------------------------------
+
+    def agent_connected(self, seconds: float) -> None:
+        """A call's agent websocket was connected (and its start sent) after `seconds`."""
+        value = _number(seconds)
+        if value is not None:
+            self.agent_connect_seconds.observe(value)
+
+    def webhook_delivery(self, result: str) -> None:
+        """One delivery attempt: ``delivered``, ``failed`` (a retry is scheduled) or ``dead``."""
+        if result not in WEBHOOK_RESULTS:
+            log.warning("metrics: unknown webhook result", extra={"result": result})
+            return
+        self.webhook_deliveries_total.labels(result=result).inc()
+
+    def recording_upload(self, result: str) -> None:
+        """One upload attempt of a recording: ``ok`` or ``failed``."""
+        if result not in RECORDING_RESULTS:
+            log.warning("metrics: unknown recording upload result", extra={"result": result})
+            return
+        self.recording_uploads_total.labels(result=result).inc()
+
+    # --- exposition ---------------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text exposition format (version 0.0.4)."""
+        return generate_latest(self.registry)
+
+
+METRICS: Final[GatewayMetrics] = GatewayMetrics()
+"""The process's metrics; the functions below record into it."""
+
+
+def call_started(call_id: str) -> None:
+    METRICS.call_started(call_id)
+
+
+def call_ended(status: object, call_id: str | None = None) -> None:
+    METRICS.call_ended(status, call_id)
+
+
+def sip_response(code: int) -> None:
+    METRICS.sip_response(code)
+
+
+def media_stats(stats: object) -> None:
+    METRICS.media_stats(stats)
+
+
+def clock_lateness(lateness_ms: float) -> None:
+    METRICS.clock_lateness(lateness_ms)
+
+
+def agent_connected(seconds: float) -> None:
+    METRICS.agent_connected(seconds)
+
+
+def webhook_delivery(result: str) -> None:
+    METRICS.webhook_delivery(result)
+
+
+def recording_upload(result: str) -> None:
+    METRICS.recording_upload(result)
+
+
+def render() -> bytes:
+    return METRICS.render()
+
+
+def metrics_router(metrics: GatewayMetrics | None = None) -> APIRouter:
+    """``GET /metrics`` (text exposition format, no API key; not in the OpenAPI document).
+
+    `metrics` defaults to :data:`METRICS`. Restrict who can reach it at the network level.
+    """
+    source = metrics if metrics is not None else METRICS
+    router = APIRouter(tags=["metrics"])
+
+    async def get_metrics() -> Response:
+        return Response(content=source.render(), media_type=CONTENT_TYPE)
+
+    router.add_api_route(
+        "/metrics",
+        get_metrics,
+        methods=["GET"],
+        include_in_schema=False,
+        summary="Prometheus metrics (text exposition format)",
+    )
+    return router
