@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -75,6 +76,7 @@ class AgentPeer:
     inbox: asyncio.Queue[str | bytes] = field(default_factory=asyncio.Queue)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     close_code: int | None = None
+    stop_received_at: float | None = None  # wall-clock time `stop` arrived
 
     @property
     def headers(self) -> Headers:
@@ -136,6 +138,8 @@ class AgentPeer:
                 await self.ws.send(msg)
             return
         obj = json.loads(msg)
+        if "stop" in (obj.get("type"), obj.get("event")) and self.stop_received_at is None:
+            self.stop_received_at = time.time()
         if self.close_on_stop and "stop" in (obj.get("type"), obj.get("event")):
             await self.ws.close(1000)
         elif self.echo and obj.get("event") == "media":
