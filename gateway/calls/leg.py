@@ -124,6 +124,12 @@ class CallLeg:
     # --- events from the SIP user agent (in order, on this leg's task) -----------------------
 
     def deliver(self, event: object) -> None:
+        # Media is applied at once, not on the leg's task: the far end starts sending RTP
+        # right after our ACK, and its first packets must find the session configured.
+        if isinstance(event, Answered | MediaUpdated):
+            self._use_media(event.media)
+        elif isinstance(event, Ringing) and event.early_media is not None:
+            self._use_media(event.early_media)
         self._events.put_nowait(event)
 
     async def _run(self) -> None:
@@ -150,19 +156,14 @@ class CallLeg:
             await self.progress.update(self.call.id, sip_call_id=event.sip_call_id)
         elif isinstance(event, Ringing):
             self.provisional = True
-            if event.early_media is not None:
-                self._use_media(event.early_media)
             self._connect_agent()
             await self.progress.ringing(self.call.id, event.status)
         elif isinstance(event, Answered):
             self.provisional = self.answered = True
-            self._use_media(event.media)
             await self.progress.answered(self.call.id)
             await self._start_recording()
             await self._start_agent()
             self._arm_max_duration()
-        elif isinstance(event, MediaUpdated):
-            self._use_media(event.media)
         elif isinstance(event, DtmfReceived):
             if self.bridge is not None:
                 self.bridge.on_dtmf(event.digit, event.duration_ms)
