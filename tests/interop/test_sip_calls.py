@@ -195,3 +195,57 @@ async def test_unreachable_trunk_over_tcp_is_transport_error(tmp_path: Path) -> 
         call = await gw.create()
         done = await gw.wait_status(call["id"], "failed", timeout=15)
     assert done["hangup_cause"] == "transport_error"
+
+
+def _options(port: int, source: str, method: str = "OPTIONS") -> bytes | None:
+    import socket
+
+    body = (
+        f"{method} sip:gw@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {source}:5099;branch=z9hG4bK-scan-{method.lower()}\r\n"
+        "Max-Forwards: 70\r\nFrom: <sip:scanner@example.invalid>;tag=abc\r\nTo: <sip:gw@127.0.0.1>\r\n"
+        f"Call-ID: probe-{method}@{source}\r\nCSeq: 1 {method}\r\nContact: <sip:scanner@{source}:5099>\r\n"
+        "User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(1.0)
+        s.sendto(body, ("127.0.0.1", port))
+        try:
+            return s.recv(4096)
+        except TimeoutError:
+            return None
+
+
+async def test_only_trunks_may_talk_to_us(tmp_path: Path) -> None:
+    with SippUas("uas_busy") as uas:
+        async with running_gateway(gateway_config(tmp_path, _trunk(uas))) as gw:
+            port = gw.dialer.stack.udp_port
+            stranger = [await asyncio.to_thread(_options, port, "127.0.0.2", m) for m in ("OPTIONS", "INVITE")]
+            trunk = [await asyncio.to_thread(_options, port, "127.0.0.1", m) for m in ("OPTIONS", "INVITE")]
+            listing = (await gw.http.get("/v1/voice/calls", headers={"X-API-Key": "dv_test_sk_interop_0123456789"})).json()
+        uas.stop()
+    assert stranger == [None, None]  # a scanner learns nothing
+    assert trunk[0] is not None and trunk[0].startswith(b"SIP/2.0 200")
+    assert trunk[1] is not None and trunk[1].startswith(b"SIP/2.0 403")
+    assert listing["meta"]["pagination"]["total"] == 0  # nothing was created
+
+
+async def test_trunk_queue_bound_answers_429(tmp_path: Path) -> None:
+    with SippUas("uas_answer_wait_bye", calls=2, timeout=20) as uas:
+        trunk = _trunk(uas) | {"max_concurrent": 1, "calls_per_second": 1, "queue_size": 1}
+        async with running_gateway(gateway_config(tmp_path, trunk)) as gw:
+            first = await gw.create()
+            await gw.wait_status(first["id"], "in_progress")
+            second = await gw.create()  # waits in the trunk's queue
+            r = await gw.http.post(
+                "/v1/voice/calls", json={"to": "+14155552671"}, headers={"X-API-Key": "dv_test_sk_interop_0123456789"}
+            )
+            assert (await gw.get(second["id"]))["status"] == "initiating"
+            await gw.hangup(first["id"])
+            await gw.wait_status(second["id"], "in_progress")  # dialled in order once a slot freed
+            await gw.hangup(second["id"])
+        result = await asyncio.to_thread(uas.wait, 15)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert int(r.headers["Retry-After"]) >= 1
+    assert result.ok, result.describe()
