@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit system-deps venv clean
+.PHONY: demo serve test lint typecheck unit system-deps venv clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ venv: $(BIN)/.installed
 system-deps:
 	@scripts/install-system-deps.sh
 
-# Runs the gateway on its embedded defaults (SQLite, local recordings).
+# One real call end to end: a SIPp carrier, the echo agent and the gateway on its embedded
+# defaults (SQLite, local recordings); places a call, hangs it up, plays back the recording.
 demo: system-deps venv
+	$(BIN)/python scripts/demo.py
+
+# Runs the gateway on its embedded defaults (SQLite, local recordings) until Ctrl-C.
+serve: venv
 	$(BIN)/orbit-gateway serve --config config/gateway.example.yaml
 
 # Lint, types, and the whole test suite (unit, component, real peers).
@@ -36,3 +41,11 @@ unit: venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data
+
+# Load benchmark (about 15 minutes on 2 cores): the gateway (orbit-gateway serve), SIPp as the
+# carrier, the load agent and an RTP relay, all on loopback. Results: bench/results/<timestamp>.json;
+# method and numbers: BENCHMARKS.md. Other options: make bench BENCH_ARGS="--steps 50,100 --soak-minutes 0"
+.PHONY: bench
+bench: system-deps venv
+	@test -x $(BIN)/py-spy || $(BIN)/pip install --quiet py-spy || echo "py-spy not installed: no profiles"
+	$(BIN)/python -m bench.run --wait-quiet 120 $(BENCH_ARGS)

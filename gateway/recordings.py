@@ -38,6 +38,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
+from gateway import metrics
 from gateway.api.schemas import ErrorEnvelope
 from gateway.calls.model import Call
 from gateway.config import Settings
@@ -275,6 +276,7 @@ class RecordingUploader:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                metrics.recording_upload("failed")
                 job.attempts += 1
                 if job.attempts > len(self.retry_schedule):
                     log.error(
@@ -295,6 +297,7 @@ class RecordingUploader:
                 )
                 await asyncio.to_thread(_write_json, job.sidecar, asdict(job))
                 continue
+            metrics.recording_upload("ok")
             if call is None:
                 log.warning("call vanished before its recording was stored", extra={"call_id": job.call_id})
             log.info("recording stored", extra={"call_id": job.call_id, "key": job.key})

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
+from gateway import metrics
 from gateway.api import envelope
 from gateway.api.auth import Keyring
 from gateway.api.calls import router as calls_router
@@ -100,6 +101,7 @@ class Gateway:
             )
             if moved is not None:
                 settled += 1
+                metrics.call_ended(CallStatus.FAILED)
                 log.warning("call left live by a previous run reconciled", extra={"call_id": call.id})
         return settled
 
@@ -180,6 +182,7 @@ def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAP
     envelope.install(app)
     app.include_router(calls_router)
     app.include_router(recordings_router(lambda: gateway.recording_storage))
+    app.include_router(metrics.metrics_router())
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -24,6 +24,7 @@ import bisect
 import logging
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -119,7 +120,12 @@ class MediaClock:
     """One clock for all calls; see the module docstring."""
 
     def __init__(
-        self, frame_ms: int = 20, *, late_threshold_ms: float = 5.0, reservoir_size: int = 1024
+        self,
+        frame_ms: int = 20,
+        *,
+        late_threshold_ms: float = 5.0,
+        reservoir_size: int = 1024,
+        on_lateness: Callable[[float], None] | None = None,
     ) -> None:
         if frame_ms <= 0:
             raise ValueError("frame_ms must be positive")
@@ -127,6 +133,8 @@ class MediaClock:
         self._period = frame_ms / 1000.0
         self._late_threshold = late_threshold_ms / 1000.0
         self.stats = ClockStats(reservoir_size=reservoir_size)
+        # Optional observer of each tick's lateness in ms (metrics), outside media/.
+        self._on_lateness = on_lateness
         self._members: list[ClockParticipant] = []
         self._snapshot: tuple[ClockParticipant, ...] = ()
         self._error_counts: dict[int, int] = {}
@@ -212,6 +220,8 @@ class MediaClock:
             delay = self._t0 + self._next_index * period - time.monotonic()
             self._handle = loop.call_later(max(0.0, delay), self._on_timer)
         st.record(max(0.0, lateness) * 1000.0, (time.monotonic() - now) * 1000.0)
+        if self._on_lateness is not None:
+            self._on_lateness(max(0.0, lateness) * 1000.0)
 
     def _participant_failed(self, participant: ClockParticipant) -> None:
         self.stats.errors += 1

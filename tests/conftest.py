@@ -110,3 +110,10 @@ def example_config() -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TZ", "UTC")
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    # The gateway runs on uvloop in production; so do the tests, so loop differences show here.
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}

@@ -13,6 +13,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING
 
+from gateway import metrics
 from gateway.calls.backend import CallProgress
 from gateway.calls.leg import CallLeg
 from gateway.calls.model import Call, CallOutcome
@@ -52,7 +53,7 @@ class SipDialer:
         self._gates = {t.id: TrunkGate(t) for t in settings.trunks}
         self._legs: dict[str, CallLeg] = {}
         self._ports = PortPool(settings.rtp.port_min, settings.rtp.port_max)
-        self._clock = MediaClock()
+        self._clock = MediaClock(on_lateness=metrics.clock_lateness)
         self._pump: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.recordings: RecordingUploader | None = None
@@ -97,7 +98,8 @@ class SipDialer:
         return self._clock
 
     def live_calls(self) -> int:
-        return len(self._legs)
+        """Calls not yet ended (a leg lingers after its end until SIP retransmissions are over)."""
+        return sum(1 for leg in self._legs.values() if not leg.ended)
 
     @property
     def stack(self) -> SipStack:
@@ -238,7 +240,9 @@ class SipDialer:
         number = call.to if trunk.number_format == "e164" else call.to.lstrip("+")
         user = f"{trunk.tech_prefix}{number}"
         host = self._trunk_addr.get(trunk.id, target.host)
-        request_uri = SipUri.parse(f"sip:{user}@{_host_for_uri(target.host)}:{target.port};transport={target.transport}")
+        request_uri = SipUri.parse(
+            f"sip:{user}@{_host_for_uri(target.host)}:{target.port};transport={target.transport}"
+        )
         local_host = self.settings.sip.public_host or self.settings.sip.host
         credentials = (
             DigestCredentials(trunk.username, trunk.password.get_secret_value())

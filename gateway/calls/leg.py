@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from gateway import metrics
 from gateway.calls.backend import CallProgress
 from gateway.calls.model import Call, CallOutcome
 from gateway.calls.status import CallStatus, HangupCause, HangupSide
@@ -210,7 +211,9 @@ class CallLeg:
         try:
             await self._connect
         except AgentUnavailable as exc:
-            log.warning("agent unavailable at answer", extra={"reason": exc.reason, "agent_id": self.agent.id})
+            log.warning(
+                "agent unavailable at answer", extra={"reason": exc.reason, "agent_id": self.agent.id}
+            )
             if self.agent.on_failure == "hangup":
                 self._fail_cause = HangupCause.AGENT_UNAVAILABLE
                 self.hangup(HangupCause.AGENT_UNAVAILABLE)
@@ -276,7 +279,9 @@ class CallLeg:
         cause = sip.cause
         if self._fail_cause is not None and status is CallStatus.COMPLETED:
             status, cause = CallStatus.FAILED, self._fail_cause
-        return CallOutcome(status=status, cause=cause, side=sip.side, sip_status=sip.sip_status, sip_reason=sip.sip_reason)
+        return CallOutcome(
+            status=status, cause=cause, side=sip.side, sip_status=sip.sip_status, sip_reason=sip.sip_reason
+        )
 
     async def _finish(self, outcome: CallOutcome) -> None:
         if self.ended:
@@ -288,9 +293,13 @@ class CallLeg:
         if self.bridge is not None:
             await self._stop_agent(outcome)
             extra["agent_summary"] = self.bridge.summary()
+            connect_ms = extra["agent_summary"].get("connect_ms")
+            if connect_ms is not None:
+                metrics.agent_connected(connect_ms / 1000)
         recording = await self._stop_media()
         if self.session is not None:
             extra["media_stats"] = _jsonable(self.session.stats())
+            metrics.media_stats(extra["media_stats"])
         if extra:
             await self.progress.update(self.call.id, **extra)
         await self.progress.ended(self.call.id, outcome)

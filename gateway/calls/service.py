@@ -7,6 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from gateway import metrics
 from gateway.calls.backend import CallBackend
 from gateway.calls.model import Call, CallOutcome, ListFilters, Page
 from gateway.calls.status import CallStatus, HangupCause, HangupSide
@@ -102,6 +103,7 @@ class CallService:
         )
         self.backend.admit(call)
         await self.store.insert(call)
+        metrics.call_started(call.id)
         token = call_id_var.set(call.id)
         try:
             log.info("call created", extra={"to": call.to, "trunk": trunk.id, "agent_id": call.agent_id})
@@ -139,9 +141,11 @@ class CallService:
         else:
             # No leg carries the call here (never dialled, or already gone): settle it directly.
             target = CallStatus.COMPLETED if call.status is CallStatus.IN_PROGRESS else CallStatus.CANCELLED
-            await self.store.transition(
+            settled = await self.store.transition(
                 call_id, target, utcnow(), hangup_cause=HangupCause.API_HANGUP, hangup_side=HangupSide.LOCAL
             )
+            if settled is not None:
+                metrics.call_ended(target, call_id)
         self._ended.pop(call_id, None)
         return await self.get(account_id, call_id)
 
@@ -182,3 +186,5 @@ class CallService:
                     **{k: v for k, v in fields.items() if v is not None},
                 },
             )
+            if to.terminal:
+                metrics.call_ended(to, call_id)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from gateway import metrics
 from gateway.calls.status import HangupCause
 from gateway.sip.transport import Address, SipTransports, Transport
 from gateway.sip.useragent import CallEvent, OutboundCallParams, SipUserAgent, Transmit, UaConfig
@@ -30,7 +31,9 @@ class SipStack:
         self._config = config
         self._bind_host = bind_host
         self._on_event = on_event
-        self._transports = SipTransports(bind_host, config.udp_port, config.tcp_port, self._on_data, self._on_error)
+        self._transports = SipTransports(
+            bind_host, config.udp_port, config.tcp_port, self._on_data, self._on_error
+        )
         self.ua: SipUserAgent | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -50,11 +53,17 @@ class SipStack:
         # Port 0 in the configuration means "any": the UA must advertise the real ones.
         from dataclasses import replace
 
-        self._config = replace(self._config, udp_port=self._transports.udp_port, tcp_port=self._transports.tcp_port)
+        self._config = replace(
+            self._config, udp_port=self._transports.udp_port, tcp_port=self._transports.tcp_port
+        )
         self.ua = SipUserAgent(self._config)
         log.info(
             "sip listening",
-            extra={"host": self._bind_host, "udp": self._transports.udp_port, "tcp": self._transports.tcp_port},
+            extra={
+                "host": self._bind_host,
+                "udp": self._transports.udp_port,
+                "tcp": self._transports.tcp_port,
+            },
         )
 
     async def stop(self) -> None:
@@ -79,10 +88,14 @@ class SipStack:
     def _on_data(self, data: bytes, source: Address, transport: Transport) -> None:
         if self.ua is None:
             return
+        if data.startswith(b"SIP/2.0 ") and data[8:11].isdigit():
+            metrics.sip_response(int(data[8:11]))
         try:
             self.ua.receive(data, source, transport, self._now())
         except Exception:  # the UA must never take the process down
-            log.exception("sip receive failed", extra={"source": f"{source[0]}:{source[1]}", "transport": transport})
+            log.exception(
+                "sip receive failed", extra={"source": f"{source[0]}:{source[1]}", "transport": transport}
+            )
         self._flush()
 
     def _on_error(self, destination: Address, transport: Transport) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, cast
 
 from gateway.sip.framing import StreamFramer
 
@@ -52,7 +52,8 @@ class _TcpConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses; both have the stream API.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         if self.peer is None:
             name = transport.get_extra_info("peername")

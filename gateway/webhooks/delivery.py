@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway import metrics
 from gateway.config import Settings
 from gateway.store.models import DeliveryRow, EventRow
 from gateway.timeutil import utcnow
@@ -230,11 +231,13 @@ class WebhookDispatcher:
         if error is None:
             values |= {"state": "delivered", "delivered_at": now, "last_status": 200, "last_error": None}
             self.delivered += 1
+            metrics.webhook_delivery("delivered")
             log.info("webhook delivered", extra=extra)
         elif error.status == 410:
             # The receiver says this endpoint is gone: stop sending it this call's events.
             values |= {"state": "dead", "last_status": 410, "last_error": "410 Gone"}
             self.dead += 1
+            metrics.webhook_delivery("dead")
             log.warning("webhook target gone", extra=extra)
             async with self._sessions.begin() as s:
                 await s.execute(
@@ -250,6 +253,7 @@ class WebhookDispatcher:
         elif attempts >= len(schedule):
             values |= {"state": "dead", "last_status": error.status, "last_error": str(error)[:500]}
             self.dead += 1
+            metrics.webhook_delivery("dead")
             log.warning("webhook dead-lettered", extra={**extra, "error": str(error)})
         else:
             delay = schedule[attempts]
@@ -259,6 +263,7 @@ class WebhookDispatcher:
                 "last_error": str(error)[:500],
             }
             self.failed_attempts += 1
+            metrics.webhook_delivery("failed")
             log.info("webhook attempt failed", extra={**extra, "error": str(error), "retry_in": delay})
         async with self._sessions.begin() as s:
             await s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))

@@ -49,7 +49,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
@@ -272,7 +272,8 @@ class _AgentSocket(asyncio.Protocol):
     # ------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports are not asyncio.Transport subclasses; both have the stream API.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         request = self._proto.connect()
         if not any(k.lower() == "user-agent" for k in self._headers):

@@ -29,6 +29,7 @@ from typing import Any
 from tests.support.peers import (
     LOOPBACK,
     PeerError,
+    _can_bind,
     free_port,
     free_udp_block,
     make_workdir,
@@ -101,7 +102,7 @@ class Baresip:
         self.recordings_dir = self.workdir / "recordings"
         self.log_path = self.workdir / "baresip.log"
         self.user = user
-        self.port = port if port is not None else free_port(udp=True, tcp=True)
+        self.port = port if port is not None else _sip_port_pair()
         self.ctrl_port = ctrl_port if ctrl_port is not None else free_port(udp=False, tcp=True)
         self.rtp_port_min = free_udp_block(rtp_port_count, align=2)
         self.rtp_port_max = self.rtp_port_min + rtp_port_count - 1
@@ -350,3 +351,12 @@ class Baresip:
 
 
 __all__ = ["Baresip", "wav_complete"]
+
+
+def _sip_port_pair() -> int:
+    """A free SIP port whose next port is free for TCP too: baresip also listens for TLS on port + 1."""
+    for _ in range(100):
+        port = free_port(udp=True, tcp=True)
+        if _can_bind(port + 1, socket.SOCK_STREAM):
+            return port
+    raise PeerError("no free SIP port pair found on 127.0.0.1")
