@@ -164,7 +164,7 @@ class SipDialer:
         for gate in self._gates.values():
             ready, again = gate.due(now)
             for call_id in ready:
-                self._place(call_id)
+                self._place(gate, call_id)
             if again is not None:
                 wake = again if wake is None else min(wake, again)
         if self._pump is not None:
@@ -173,10 +173,15 @@ class SipDialer:
         if wake is not None:
             self._pump = loop.call_at(wake, self._run_gates)
 
-    def _place(self, call_id: str) -> None:
+    def _place(self, gate: TrunkGate, call_id: str) -> None:
+        # The gate counted this call as active: the slot is given back when its leg is done.
         leg = self._legs.get(call_id)
-        if leg is None or leg.ended:
-            self._release_slot(call_id)
+        if leg is None:
+            gate.release()
+            return
+        leg.holds_slot = True
+        if leg.ended:
+            self._release_slot(leg)
             return
         task = asyncio.get_running_loop().create_task(self._start_leg(leg))
         self._tasks.add(task)
@@ -224,14 +229,13 @@ class SipDialer:
     def _leg_done(self, leg: CallLeg) -> None:
         if leg.rtp_port is not None:
             self._ports.release(leg.rtp_port)
-        self._release_slot(leg.call.id)
+        self._release_slot(leg)
         self._legs.pop(leg.call.id, None)
 
-    def _release_slot(self, call_id: str) -> None:
-        leg = self._legs.get(call_id)
-        trunk_id = leg.trunk.id if leg is not None else None
-        if trunk_id is not None:
-            self._gates[trunk_id].release()
+    def _release_slot(self, leg: CallLeg) -> None:
+        if leg.holds_slot:
+            leg.holds_slot = False
+            self._gates[leg.trunk.id].release()
             self._run_gates()
 
     def _params(self, leg: CallLeg) -> OutboundCallParams:

@@ -92,6 +92,7 @@ class CallLeg:
         self.bridge: AgentBridge | None = None
         self.recorder: StereoRecorder | None = None
         self.placed = False
+        self.holds_slot = False  # counted against its trunk's max_concurrent
         self.provisional = False
         self.answered = False
         self.ended = False
