@@ -1,0 +1,1 @@
+"""Load benchmark of the gateway: `python -m bench.run` (see BENCHMARKS.md)."""
