@@ -21,8 +21,8 @@ pytestmark = pytest.mark.interop
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (sip-tester) not installed")
 def test_bench_smoke_run_measures(tmp_path: Path) -> None:
+    assert shutil.which("sipp"), "sipp not found: `make test` installs sip-tester"
     out = tmp_path / "smoke.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--smoke", "--out", str(out)],
