@@ -122,6 +122,7 @@ class SipDialer:
             sip_hangup=self.stack.hangup,
             recordings=self.recordings,
             on_done=self._leg_done,
+            on_ended=self._leg_ended,
         )
         self._gates[trunk.id].enqueue(call.id)
         self._run_gates()
@@ -226,11 +227,19 @@ class SipDialer:
     def _fail_unplaced(self, leg: CallLeg, cause: HangupCause) -> None:
         self._settle(leg, CallOutcome(CallStatus.FAILED, cause, HangupSide.LOCAL), released=True)
 
+    def _leg_ended(self, leg: CallLeg) -> None:
+        self._release_port(leg)
+        self._release_slot(leg)
+
     def _leg_done(self, leg: CallLeg) -> None:
-        if leg.rtp_port is not None:
-            self._ports.release(leg.rtp_port)
+        self._release_port(leg)
         self._release_slot(leg)
         self._legs.pop(leg.call.id, None)
+
+    def _release_port(self, leg: CallLeg) -> None:
+        if leg.rtp_port is not None and not leg.port_released:
+            leg.port_released = True
+            self._ports.release(leg.rtp_port)
 
     def _release_slot(self, leg: CallLeg) -> None:
         if leg.holds_slot:

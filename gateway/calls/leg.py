@@ -77,6 +77,7 @@ class CallLeg:
         sip_hangup: Callable[[str, HangupCause], None],
         recordings: RecordingUploader | None,
         on_done: Callable[[CallLeg], None],
+        on_ended: Callable[[CallLeg], None] | None = None,
     ) -> None:
         self.call = call
         self.trunk = trunk
@@ -86,8 +87,10 @@ class CallLeg:
         self._sip_hangup = sip_hangup
         self.recordings = recordings
         self._on_done = on_done
+        self._on_ended = on_ended
         self.agent: AgentConfig | None = settings.agent(call.agent_id) if call.agent_id else None
         self.rtp_port: int | None = None
+        self.port_released = False
         self.session: MediaSession | None = None
         self.bridge: AgentBridge | None = None
         self.recorder: StereoRecorder | None = None
@@ -301,6 +304,12 @@ class CallLeg:
         if self.session is not None:
             extra["media_stats"] = _jsonable(self.session.stats())
             metrics.media_stats(extra["media_stats"])
+            with contextlib.suppress(Exception):
+                await self.session.close()
+        if self._on_ended is not None:
+            # The call is over for the carrier: its trunk slot and RTP port are free now,
+            # while the SIP transactions linger (up to 64*T1) to absorb retransmissions.
+            self._on_ended(self)
         if extra:
             await self.progress.update(self.call.id, **extra)
         await self.progress.ended(self.call.id, outcome)

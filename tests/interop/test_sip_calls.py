@@ -249,3 +249,23 @@ async def test_trunk_queue_bound_answers_429(tmp_path: Path) -> None:
     assert r.status_code == 429 and r.json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
     assert int(r.headers["Retry-After"]) >= 1
     assert result.ok, result.describe()
+
+
+async def test_trunk_slot_comes_back_when_the_call_ends(tmp_path: Path) -> None:
+    # The far end hangs up. Our server transaction for its BYE lingers 64*T1 (32 s) to
+    # absorb retransmissions, but the call is over: the next call must not wait for that.
+    with SippUas("uas_answer_remote_bye", calls=2, timeout=30, variables={"pause_ms": 500}) as uas:
+        trunk = _trunk(uas) | {"max_concurrent": 1, "calls_per_second": 1, "queue_size": 1}
+        config = gateway_config(tmp_path, trunk)
+        config["sip"]["t1"] = 0.5  # RFC 3261's default: the linger is 32 s
+        async with running_gateway(config) as gw:
+            first = await gw.create()
+            await gw.wait_status(first["id"], "in_progress")
+            second = await gw.create()  # waits for the trunk's only slot
+            assert (await gw.get(second["id"]))["status"] == "initiating"
+            await gw.wait_status(first["id"], "completed")
+            done = await gw.wait_status(second["id"], "completed", timeout=10)
+        result = await asyncio.to_thread(uas.wait, 15)
+    assert result.ok, result.describe()
+    assert done["hangup_cause"] == "remote_hangup"
+    assert len(result.received("INVITE")) == 2
