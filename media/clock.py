@@ -15,6 +15,12 @@ their RTP timestamps on wall time without sending a burst.
 ``ClockParticipant.tick(now, tick_index)`` must neither block nor raise; an
 exception is still caught, counted in ``errors`` and logged (first time per
 participant, then every 1000th) so one call cannot stop the others' audio.
+
+Work that is cheaper done for all calls at once (resampling) is batched: a tick
+first calls ``prepare(now)`` on the participants that have one, then every
+batch added with ``add_batch(run)``, then ``tick`` on every participant, then
+the batches again. So a participant can queue work in ``prepare`` and use its
+result in ``tick``, and queue work in ``tick`` that is done before the tick ends.
 """
 
 from __future__ import annotations
@@ -26,9 +32,9 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
-__all__ = ["LATENESS_BUCKETS_MS", "ClockParticipant", "ClockStats", "MediaClock"]
+__all__ = ["LATENESS_BUCKETS_MS", "ClockParticipant", "ClockStats", "MediaClock", "PreparingParticipant"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,10 @@ _EARLY_TOLERANCE_S = 0.002
 
 class ClockParticipant(Protocol):
     def tick(self, now: float, tick_index: int) -> None: ...
+
+
+class PreparingParticipant(ClockParticipant, Protocol):
+    def prepare(self, now: float) -> None: ...
 
 
 @dataclass(slots=True)
@@ -137,6 +147,8 @@ class MediaClock:
         self._on_lateness = on_lateness
         self._members: list[ClockParticipant] = []
         self._snapshot: tuple[ClockParticipant, ...] = ()
+        self._preparing: tuple[PreparingParticipant, ...] = ()
+        self._batches: list[Callable[[], object]] = []
         self._error_counts: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: asyncio.TimerHandle | None = None
@@ -149,7 +161,7 @@ class MediaClock:
         if any(p is participant for p in self._members):
             return
         self._members.append(participant)
-        self._snapshot = tuple(self._members)
+        self._refresh()
 
     def remove(self, participant: ClockParticipant) -> None:
         """Stop ticking ``participant`` (unknown ones are ignored).
@@ -157,8 +169,16 @@ class MediaClock:
         Removal during a tick takes effect from the next tick.
         """
         self._members = [p for p in self._members if p is not participant]
-        self._snapshot = tuple(self._members)
+        self._refresh()
         self._error_counts.pop(id(participant), None)
+
+    def _refresh(self) -> None:
+        self._snapshot = tuple(self._members)
+        self._preparing = tuple(cast(PreparingParticipant, p) for p in self._members if hasattr(p, "prepare"))
+
+    def add_batch(self, run: Callable[[], object]) -> None:
+        """Run ``run()`` after the prepare phase and after the tick phase of every tick."""
+        self._batches.append(run)
 
     @property
     def participants(self) -> int:
@@ -208,11 +228,19 @@ class MediaClock:
             st.late_ticks += 1
         st.ticks += 1
 
+        if self._preparing:
+            for preparing in self._preparing:
+                try:
+                    preparing.prepare(now)
+                except Exception:
+                    self._participant_failed(preparing)
+            self._run_batches()
         for participant in self._snapshot:
             try:
                 participant.tick(now, index)
             except Exception:
                 self._participant_failed(participant)
+        self._run_batches()
 
         # Schedule before recording so a participant that stopped the clock wins.
         if self._handle is not None:
@@ -223,7 +251,14 @@ class MediaClock:
         if self._on_lateness is not None:
             self._on_lateness(max(0.0, lateness) * 1000.0)
 
-    def _participant_failed(self, participant: ClockParticipant) -> None:
+    def _run_batches(self) -> None:
+        for run in self._batches:
+            try:
+                run()
+            except Exception:
+                self._participant_failed(run)
+
+    def _participant_failed(self, participant: object) -> None:
         self.stats.errors += 1
         key = id(participant)
         n = self._error_counts.get(key, 0) + 1

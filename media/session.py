@@ -8,6 +8,9 @@
 
 Each tick (20 ms), in this order:
 
+0. ``prepare(now)``, the clock's phase before every tick: a source with a
+   ``prefetch()`` method takes its frame now, so the clock can resample all
+   calls' frames in one batch before ``tick`` plays them.
 1. Inbound: ``JitterBuffer.get`` -> G.711 decode -> 320 bytes of PCM16 8 kHz to
    every :class:`CallerAudioSink` (the last frame repeated and faded when a packet
    is missing, zeros when there is nothing).
@@ -201,6 +204,7 @@ class MediaSession:
         self._rx_ssrc: int | None = None
 
         self._source: PlayoutSource | None = None
+        self._prefetch: Callable[[], None] | None = None
         self._sinks: list[CallerAudioSink] = []
         self._observers: list[FrameObserver] = []
         self._last_tick: int | None = None
@@ -305,6 +309,8 @@ class MediaSession:
 
     def set_source(self, source: PlayoutSource | None) -> None:
         self._source = source
+        # A source may take its frame early, in the clock's prepare phase, to batch its work.
+        self._prefetch = getattr(source, "prefetch", None)
 
     def add_sink(self, sink: CallerAudioSink) -> None:
         self._sinks.append(sink)
@@ -392,6 +398,15 @@ class MediaSession:
                 self._remote_cumulative_lost = block.cumulative_lost
 
     # ------------------------------------------------------------------ tick
+
+    def prepare(self, now: float) -> None:
+        """Clock phase before ``tick``: let the source fetch (and queue the resampling of) its frame."""
+        prefetch = self._prefetch
+        if prefetch is not None and self._open:
+            try:
+                prefetch()
+            except Exception:
+                self._callback_failed("source")
 
     def tick(self, now: float, tick_index: int) -> None:
         if not self._open:

@@ -38,6 +38,7 @@ from gateway.sip.useragent import (
 from media.clock import MediaClock
 from media.endpoint import MediaPortBusy
 from media.ports import PortPool, PortsExhausted
+from media.resample import FrameResamplers
 
 if TYPE_CHECKING:
     from gateway.recordings import RecordingUploader
@@ -54,6 +55,9 @@ class SipDialer:
         self._legs: dict[str, CallLeg] = {}
         self._ports = PortPool(settings.rtp.port_min, settings.rtp.port_max)
         self._clock = MediaClock(on_lateness=metrics.clock_lateness)
+        # Agent audio not at 8 kHz: every call's frames resampled in one batch per tick phase.
+        self._resamplers = FrameResamplers()
+        self._clock.add_batch(self._resamplers.run)
         self._pump: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.recordings: RecordingUploader | None = None
@@ -121,6 +125,7 @@ class SipDialer:
             progress=self._progress,
             sip_hangup=self.stack.hangup,
             recordings=self.recordings,
+            resamplers=self._resamplers,
             on_done=self._leg_done,
             on_ended=self._leg_ended,
         )

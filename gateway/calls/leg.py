@@ -40,6 +40,7 @@ from gateway.sip.useragent import (
 from media.agent.bridge import AgentBridge, AgentUnavailable
 from media.clock import MediaClock
 from media.recording import StereoRecorder
+from media.resample import FrameResamplers
 from media.session import MediaConfig, MediaSession
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class CallLeg:
         sip_hangup: Callable[[str, HangupCause], None],
         recordings: RecordingUploader | None,
         on_done: Callable[[CallLeg], None],
+        resamplers: FrameResamplers | None = None,
         on_ended: Callable[[CallLeg], None] | None = None,
     ) -> None:
         self.call = call
@@ -86,6 +88,7 @@ class CallLeg:
         self.progress = progress
         self._sip_hangup = sip_hangup
         self.recordings = recordings
+        self.resamplers = resamplers
         self._on_done = on_done
         self._on_ended = on_ended
         self.agent: AgentConfig | None = settings.agent(call.agent_id) if call.agent_id else None
@@ -204,6 +207,7 @@ class CallLeg:
             metadata=self.call.metadata,
             on_hangup_request=self._on_agent_hangup,
             on_agent_lost=self._on_agent_lost,
+            resamplers=self.resamplers,
         )
         self._connect = asyncio.get_running_loop().create_task(self.bridge.connect())
 

@@ -23,10 +23,16 @@ writer task fed by a queue (asyncio or uvloop). When the agent does not read
 fast enough and about a second of audio sits unsent in the transport, caller
 frames are dropped and counted instead of piling up.
 
-Agent -> caller: audio of any length is resampled to 8 kHz and queued in a
+Agent -> caller: audio of any length is queued at the agent's rate in a
 :class:`~media.agent.playout.PlayoutQueue` (bounded to ``max_playout_ms``);
-``next_frame`` takes 20 ms per tick. Marks, ``clear`` and ``hangup`` follow
-docs/agent-protocol.md. Callbacks (``on_hangup_request``, ``on_agent_lost``)
+each tick takes 20 ms of it. Agents at another rate than 8 kHz are resampled
+one 20 ms frame per tick and direction, through the media clock's shared
+:class:`~media.resample.FrameResamplers` (``resamplers=``) so that all calls'
+frames go through one matrix product: ``prefetch()`` (the clock's prepare
+phase) queues the agent frame, ``next_frame()`` plays it; caller frames queued
+by ``on_caller_audio`` are sent when the clock runs the batch at the end of
+the tick. Without ``resamplers`` each frame is resampled on its own, at once.
+Marks, ``clear`` and ``hangup`` follow docs/agent-protocol.md. Callbacks (``on_hangup_request``, ``on_agent_lost``)
 are invoked with ``loop.call_soon``, never from inside the media tick.
 
 Failures: :meth:`connect` raises :class:`AgentUnavailable`. A connection that
@@ -42,7 +48,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import socket
 import ssl
@@ -83,10 +88,10 @@ from media.agent.events import (
     Summary,
 )
 from media.agent.orbit_voice import OrbitVoiceCodec
-from media.agent.playout import FRAME_BYTES, PlayoutQueue
+from media.agent.playout import PlayoutQueue
 from media.agent.summary import AgentSessionStats
 from media.agent.twilio import TwilioCodec
-from media.resample import Resampler
+from media.resample import FrameResampler, FrameResamplers
 
 __all__ = ["AgentBridge", "AgentUnavailable", "BridgeState"]
 
@@ -98,8 +103,6 @@ _PCM_RATE: Final = 8000
 _FRAME_MS: Final = 20
 _BACKOFF_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
 _STABLE_S: Final = 30.0
-# Zeros fed after the resampler's own latency so the filter tail leaves it too.
-_FLUSH_EXTRA_SAMPLES: Final = 40
 _MAX_PENDING_EVENTS: Final = 256
 _USER_AGENT: Final = "orbit-gateway"
 
@@ -415,6 +418,7 @@ class AgentBridge:
         close_timeout: float = 2.0,
         max_message_bytes: int = 1 << 20,
         ssl_context: ssl.SSLContext | None = None,
+        resamplers: FrameResamplers | None = None,
     ) -> None:
         self.agent = agent
         self.call_id = call_id
@@ -436,14 +440,23 @@ class AgentBridge:
         self._codec: AgentCodec = self._new_codec()
         rate = self._codec.sample_rate
         self._rate = rate
-        self._rs_in = Resampler(_PCM_RATE, rate) if rate != _PCM_RATE else None
-        self._rs_out = Resampler(rate, _PCM_RATE) if rate != _PCM_RATE else None
-        self._rs_out_dirty = False
+        # Resampling (agents not at 8 kHz): a slot in the clock's shared per-tick batch.
+        self._batched = resamplers is not None
+        pool = resamplers or FrameResamplers()
+        self._up: FrameResampler | None = None
+        self._down: FrameResampler | None = None
+        self._up_slot = self._down_slot = -1
+        if rate != _PCM_RATE:
+            self._up, self._down = pool.get(_PCM_RATE, rate), pool.get(rate, _PCM_RATE)
+            self._up_slot, self._down_slot = self._up.open(), self._down.open()
+        self._ready: bytes | None = None  # this tick's agent frame, resampled to 8 kHz
+        self._fetching = False
         # About one second of encoded audio may wait in the transport before frames are dropped.
         wire_per_s = rate * 2 if agent.protocol == "orbit-voice" else 20_000
         self._send_limit = max(16 * 1024, wire_per_s)
 
-        self._queue = PlayoutQueue(max_ms=max_playout_ms)
+        # The queue holds the agent's own rate: 20 ms frames of PCM16.
+        self._queue = PlayoutQueue(frame_bytes=rate // 50 * 2, bytes_per_ms=rate // 500, max_ms=max_playout_ms)
         self._pending: deque[bytes | Dtmf] = deque(maxlen=max(1, reconnect_buffer_ms // _FRAME_MS))
         self._pending_out: list[GatewayEvent] = []
         self._flood = FloodGuard()
@@ -489,9 +502,10 @@ class AgentBridge:
         """The ``agent_summary`` for the call record (see media/agent/summary.py)."""
         q = self._queue
         st = self.stats
-        st.agent_audio_played_bytes = q.played_bytes
-        st.agent_audio_cleared_bytes = q.cleared_bytes
-        st.agent_audio_overflow_bytes = q.overflow_bytes
+        # Counted in bytes of 8 kHz PCM16, whatever the agent's rate.
+        st.agent_audio_played_bytes = q.played_bytes * _PCM_RATE // self._rate
+        st.agent_audio_cleared_bytes = q.cleared_bytes * _PCM_RATE // self._rate
+        st.agent_audio_overflow_bytes = q.overflow_bytes * _PCM_RATE // self._rate
         return st.as_dict()
 
     # ------------------------------------------------------------------ connect
@@ -661,8 +675,8 @@ class AgentBridge:
         sock.send(start_frame)
         self._start_sent = True
         self._ever_started = True
-        if self._rs_in is not None:
-            self._rs_in.reset()
+        if self._up is not None:
+            self._up.reset(self._up_slot)
         pending_out, self._pending_out = self._pending_out, []
         for event in pending_out:
             self._send_event(event)
@@ -694,25 +708,59 @@ class AgentBridge:
         if sock.write_buffer_size() > self._send_limit:
             self.stats.caller_frames_dropped += 1
             return
-        rs = self._rs_in
-        data = rs.process(pcm) if rs is not None else pcm
+        up = self._up
+        if up is None:
+            self._send_audio(pcm)
+        elif self._batched:
+            up.submit(self._up_slot, pcm, self._send_audio)  # sent when the clock runs the batch
+        else:
+            self._send_audio(up.process(self._up_slot, pcm))
+
+    def _send_audio(self, data: bytes) -> None:
+        sock = self._sock
+        if sock is None or self._stopping:
+            return
         frame = self._codec.encode(Audio(data))
         if frame is not None and sock.send(frame):
             self.stats.caller_frames_sent += 1
+
+    def prefetch(self) -> None:
+        """Clock prepare phase: take this tick's agent frame and queue its resampling."""
+        down = self._down
+        if down is None or self._ready is not None or self._fetching:
+            return
+        if not self._media_started or self._stopping:
+            return
+        frame = self._take_frame()
+        if frame is not None:
+            self._fetching = True
+            down.submit(self._down_slot, frame, self._fetched)
+
+    def _fetched(self, pcm: bytes) -> None:
+        self._fetching = False
+        self._ready = pcm
 
     def next_frame(self) -> bytes | None:
         """PlayoutSource: 320 bytes of PCM16 8 kHz to play this tick, or None for silence."""
         if not self._media_started or self._stopping:
             return None
+        down = self._down
+        if down is None:
+            return self._take_frame()
+        if self._fetching:
+            down.run()  # prefetched, but nobody ran the batch
+        frame, self._ready = self._ready, None
+        if frame is None:
+            taken = self._take_frame()
+            frame = None if taken is None else down.process(self._down_slot, taken)
+        return frame
+
+    def _take_frame(self) -> bytes | None:
+        """One 20 ms frame at the agent's rate off the queue, with the marks and hang-up it reaches."""
         q = self._queue
-        if self._rs_out is None:
-            frame = q.next_frame()
-        else:
-            # Resampled agents: when the queue runs short, push the resampler's tail
-            # out instead of waiting for more (the next chunk continues seamlessly).
-            if self._rs_out_dirty and q.available < FRAME_BYTES:
-                self._flush_resampler()
-            frame = q.next_frame(hold=False)
+        frame = q.next_frame()
+        if frame is None and self._down is not None and q.available == 0:
+            self._down.reset(self._down_slot)  # the next utterance starts from silence
         if q.reached:
             for name in q.pop_reached():
                 self.stats.marks_played += 1
@@ -727,20 +775,15 @@ class AgentBridge:
             self.stats.answer_to_first_audio_ms = max(0, round((self._clock() - self._answered_at) * 1000))
         return frame
 
-    def _flush_resampler(self) -> None:
-        rs = self._rs_out
-        self._rs_out_dirty = False
-        if rs is None:
-            return
-        samples = math.ceil((rs.latency_samples + _FLUSH_EXTRA_SAMPLES) * self._rate / _PCM_RATE)
-        self._queue.push_audio(rs.process(bytes(2 * samples)))
-
-    def _resampler_lag(self) -> int:
-        """Bytes of agent audio still inside the resampler (they reach the queue on the next flush)."""
-        rs = self._rs_out
-        if rs is None or not self._rs_out_dirty:
-            return 0
-        return 2 * rs.latency_samples
+    def _release_resamplers(self) -> None:
+        if self._up is not None:
+            self._up.close(self._up_slot)
+            self._up = None
+        if self._down is not None:
+            self._down.close(self._down_slot)
+            self._down = None
+        self._ready = None
+        self._fetching = False
 
     def on_dtmf(self, digit: str, duration_ms: int | None = None) -> None:
         """A digit the caller pressed (MediaSession's on_dtmf, or SIP INFO)."""
@@ -786,7 +829,7 @@ class AgentBridge:
         if isinstance(event, AgentAudio):
             self._on_agent_audio(event.pcm)
         elif isinstance(event, Mark):
-            for name in self._queue.push_mark(event.name, self._resampler_lag()):
+            for name in self._queue.push_mark(event.name):
                 self.stats.marks_played += 1
                 self._send_event(MarkDone(name, "played"))
         elif isinstance(event, Clear):
@@ -799,31 +842,23 @@ class AgentBridge:
             self.stats.agent_data = event.data
 
     def _on_agent_audio(self, pcm: bytes) -> None:
-        rs = self._rs_out
-        if rs is not None:
-            pcm = rs.process(pcm)
-            self._rs_out_dirty = True
         self._queue.push_audio(pcm)
 
     def _clear(self) -> None:
         q = self._queue
-        lag = self._resampler_lag()
         result = q.clear()
-        if self._rs_out is not None:
-            self._rs_out.reset()
-            self._rs_out_dirty = False
-        q.cleared_bytes += lag
+        self._ready = None  # a frame taken for this tick but not yet played is dropped too
         self.stats.interruptions += 1
         for name in result.marks:
             self.stats.marks_cleared += 1
             self._send_event(MarkDone(name, "cleared"))
-        self._send_event(Cleared(result.played_ms, result.dropped_ms + round(lag / q.bytes_per_ms)))
+        self._send_event(Cleared(result.played_ms, result.dropped_ms))
         if q.hangup_due and not self._hangup_fired:
             self._fire_hangup()
 
     def _agent_hangup(self, after_playout: bool) -> None:
         self._hangup_requested = True
-        if not after_playout or not self._media_started or self._queue.request_hangup(self._resampler_lag()):
+        if not after_playout or not self._media_started or self._queue.request_hangup():
             self._fire_hangup()
 
     def _agent_send_dtmf(self, digits: str) -> None:
@@ -922,9 +957,9 @@ class AgentBridge:
         if time.monotonic() - sock.opened_at >= _STABLE_S:
             self._attempts_used = 0
         self._queue.reset()
-        if self._rs_out is not None:
-            self._rs_out.reset()
-        self._rs_out_dirty = False
+        self._ready = None
+        if self._down is not None:
+            self._down.reset(self._down_slot)
         self._state = "reconnecting"
         loop = self._loop or asyncio.get_running_loop()
         self._reconnect_task = loop.create_task(self._reconnect())
@@ -999,6 +1034,7 @@ class AgentBridge:
             self._sock = None
             self._start_sent = False
             self._queue.reset()
+            self._release_resamplers()
             self._pending.clear()
             if self.stats.connected_at is not None and self.stats.disconnected_at is None:
                 self.stats.disconnected_at = utcnow()

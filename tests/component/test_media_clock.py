@@ -137,3 +137,34 @@ async def test_restart_and_percentiles() -> None:
     assert st.work_percentile(50) >= 0.0
     with pytest.raises(ValueError):
         MediaClock(frame_ms=0)
+
+
+async def test_prepare_phase_and_batches_run_in_order_each_tick() -> None:
+    clock = MediaClock()
+    order: list[str] = []
+
+    class Preparing:
+        def prepare(self, now: float) -> None:
+            order.append("prepare")
+
+        def tick(self, now: float, tick_index: int) -> None:
+            order.append("tick")
+
+    class Plain:
+        def tick(self, now: float, tick_index: int) -> None:
+            order.append("plain")
+
+    def failing_batch() -> None:
+        order.append("batch")
+        raise RuntimeError("one batch failed")
+
+    clock.add(Preparing())
+    clock.add(Plain())
+    clock.add_batch(failing_batch)
+    clock.start()
+    await asyncio.sleep(0.1)
+    await clock.stop()
+    ticks = [order[i : i + 5] for i in range(0, len(order) - len(order) % 5, 5)]
+    assert len(ticks) >= 3
+    assert all(t == ["prepare", "batch", "tick", "plain", "batch"] for t in ticks)
+    assert clock.stats.errors == 2 * len(ticks)  # counted, and the clock kept going

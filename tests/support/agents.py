@@ -31,6 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from gateway.config import AgentConfig
+from media.resample import FrameResamplers
 
 ORBIT = "orbit-voice.v1"
 
@@ -260,8 +261,10 @@ class MediaTick:
         bridge: Any,
         caller: Callable[[int], bytes] | None = None,
         interval: float = 0.02,
+        resamplers: FrameResamplers | None = None,
     ) -> None:
         self.bridge = bridge
+        self.resamplers = resamplers  # run like the media clock runs them: after prepare, after tick
         self.caller = caller or (lambda i: bytes(320))
         self.interval = interval
         self.played: list[bytes | None] = []
@@ -269,8 +272,13 @@ class MediaTick:
         self._task: asyncio.Task[None] | None = None
 
     def tick(self) -> bytes | None:
+        if self.resamplers is not None:
+            self.bridge.prefetch()
+            self.resamplers.run()
         self.bridge.on_caller_audio(self.caller(self.ticks))
         frame: bytes | None = self.bridge.next_frame()
+        if self.resamplers is not None:
+            self.resamplers.run()
         assert frame is None or len(frame) == 320
         self.played.append(frame)
         self.ticks += 1

@@ -7,7 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from media.errors import ResampleError
-from media.resample import Resampler
+from media.resample import FrameResampler, Resampler
 
 AMP = 10000.0
 
@@ -134,3 +134,105 @@ def test_errors() -> None:
         r.process_array(np.zeros(4, dtype=np.float32))
     with pytest.raises(ResampleError):
         r.process_array(np.zeros((2, 2), dtype=np.int16))
+
+
+# --------------------------------------------------------------------------- FrameResampler
+
+
+def frames(x: NDArray[np.int16], size: int) -> list[bytes]:
+    return [x[i : i + size].astype("<i2").tobytes() for i in range(0, len(x), size)]
+
+
+@pytest.mark.parametrize("pair", [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000), (8000, 48000)])
+def test_frame_resampler_matches_the_streaming_resampler(pair: tuple[int, int]) -> None:
+    a, b = pair
+    x = (np.random.default_rng(3).standard_normal(a) * 3000).astype(np.int16)
+    bank = FrameResampler(a, b)
+    slot = bank.open()
+    batched = np.frombuffer(b"".join(bank.process(slot, f) for f in frames(x, a // 50)), "<i2")
+    streamed = Resampler(a, b).process_array(x)
+    assert len(batched) == len(streamed) == len(x) * b // a
+    assert np.max(np.abs(batched.astype(np.int32) - streamed)) <= 2  # float32 vs float64 sums
+
+
+def test_frame_resampler_runs_many_streams_at_once_like_one_by_one() -> None:
+    rng = np.random.default_rng(11)
+    signals = [(rng.standard_normal(8000) * 3000).astype(np.int16) for _ in range(5)]
+    batch, alone = FrameResampler(8000, 16000), FrameResampler(8000, 16000)
+    slots = [batch.open() for _ in signals]
+    solo = [alone.open() for _ in signals]
+    got: list[list[bytes]] = [[] for _ in signals]
+    want: list[list[bytes]] = [[] for _ in signals]
+    for tick in range(50):
+        for i, sig in enumerate(signals):
+            if (tick + i) % 7 == 0:
+                continue  # streams skip ticks independently
+            frame = sig[tick * 160 : (tick + 1) * 160].tobytes()
+            batch.submit(slots[i], frame, got[i].append)
+            want[i].append(alone.process(solo[i], frame))
+        assert batch.run() == sum(1 for i in range(5) if (tick + i) % 7)
+    for g, w in zip(got, want, strict=True):
+        a = np.frombuffer(b"".join(g), "<i2").astype(np.int32)
+        b = np.frombuffer(b"".join(w), "<i2").astype(np.int32)
+        assert len(a) == len(b) == 320 * len(w)
+        assert np.max(np.abs(a - b)) <= 1  # BLAS may sum a matrix in another order than a vector
+
+
+def test_frame_resampler_second_frame_of_a_stream_continues_the_first() -> None:
+    x = tone(440, 8000, 0.04)
+    bank, ref = FrameResampler(8000, 16000), FrameResampler(8000, 16000)
+    s, r = bank.open(), ref.open()
+    out: list[bytes] = []
+    bank.submit(s, x[:160].tobytes(), out.append)
+    bank.submit(s, x[160:].tobytes(), out.append)
+    bank.run()
+    want = ref.process(r, x[:160].tobytes()) + ref.process(r, x[160:].tobytes())
+    diff = np.frombuffer(b"".join(out), "<i2").astype(np.int32) - np.frombuffer(want, "<i2")
+    assert len(out) == 2 and np.max(np.abs(diff)) <= 1
+
+
+def test_frame_resampler_tone_level_and_no_alias() -> None:
+    bank = FrameResampler(16000, 8000)
+    slot = bank.open()
+    y = np.frombuffer(b"".join(bank.process(slot, f) for f in frames(tone(6000, 16000), 320)), "<i2")
+    assert rms_db(steady(y, 8000)) < -40
+    up = FrameResampler(8000, 16000)
+    slot = up.open()
+    y = np.frombuffer(b"".join(up.process(slot, f) for f in frames(tone(1000, 8000), 160)), "<i2")
+    assert abs(rms_db(steady(y, 16000))) < 0.5
+    assert up.delay_ms < 5
+
+
+def test_frame_resampler_slots_reset_close_and_errors() -> None:
+    bank = FrameResampler(8000, 16000)
+    a = bank.open()
+    first = bank.process(a, tone(1000, 8000, 0.02).tobytes())
+    bank.process(a, tone(300, 8000, 0.02).tobytes())
+    bank.reset(a)
+    assert bank.process(a, tone(1000, 8000, 0.02).tobytes()) == first
+    more = [bank.open() for _ in range(20)]  # grows past its first 8 slots
+    assert len({*more, a}) == 21
+    out: list[bytes] = []
+    bank.submit(more[0], bytes(100), out.append)  # short frames are zero-padded
+    bank.close(more[0])  # its queued frame goes with it
+    assert bank.run() == 0 and out == []
+    assert len(bank.process(a, bytes(2))) == 640
+    with pytest.raises(ResampleError):
+        bank.process(a, b"\x00")
+    with pytest.raises(ResampleError):
+        FrameResampler(16000, 16000)
+
+
+def test_frame_resampler_callback_error_does_not_starve_other_streams() -> None:
+    bank = FrameResampler(8000, 16000)
+    a, b = bank.open(), bank.open()
+    got: list[bytes] = []
+
+    def boom(_: bytes) -> None:
+        raise RuntimeError("sink failed")
+
+    bank.submit(a, bytes(320), boom)
+    bank.submit(b, bytes(320), got.append)
+    with pytest.raises(RuntimeError):
+        bank.run()
+    assert len(got) == 1 and bank.pending == 0
