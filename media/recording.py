@@ -18,7 +18,7 @@
 ``close(now=None) -> RecordingInfo``
     Flushes, pads silence up to ``now`` when given, finalizes and renames.
 
-Crash bound: samples are kept in a preallocated buffer and written every
+Crash bound: samples are kept in memory and written every
 ``flush_seconds`` (0.5 s): a process crash loses at most that much audio, plus
 the WAV header's sizes, which :func:`repair_wav` rebuilds from the file size.
 Writes go to the OS page cache without fsync, so a power loss may lose more.
@@ -88,9 +88,12 @@ class StereoRecorder:
         self.sample_rate = sample_rate
         self.samples_per_frame = sample_rate * 20 // 1000
         self._frame_bytes = self.samples_per_frame * 2
-        frames_per_block = max(1, round(flush_seconds / FRAME_SECONDS))
-        self._buf = np.zeros((frames_per_block * self.samples_per_frame, 2), dtype=np.int16)
-        self._pos = 0  # samples buffered
+        self._frames_per_block = max(1, round(flush_seconds / FRAME_SECONDS))
+        self._silence = bytes(self._frame_bytes)
+        # Each side is appended as it comes (cheap, once per tick) and interleaved per block.
+        self._left = bytearray()
+        self._right = bytearray()
+        self._buffered = 0  # 20 ms frames in _left/_right
         self._written = 0  # sample frames handed to soundfile
         self._ticks = 0  # 20 ms frames recorded (audio and silence)
         self._t0: float | None = None
@@ -102,7 +105,7 @@ class StereoRecorder:
 
     @property
     def duration_seconds(self) -> float:
-        return (self._written + self._pos) / self.sample_rate
+        return (self._written + self._buffered * self.samples_per_frame) / self.sample_rate
 
     def on_frames(self, caller: bytes, played: bytes, now: float) -> None:
         if self._closed:
@@ -111,45 +114,46 @@ class StereoRecorder:
             self._t0 = now
         else:
             self._fill_to(now)
-        self._put(caller, 0)
-        self._put(played, 1)
+        fb = self._frame_bytes
+        self._left += caller if len(caller) == fb else self._fit(caller)
+        self._right += played if len(played) == fb else self._fit(played)
         self._advance()
+
+    def _fit(self, pcm: bytes) -> bytes:
+        size = min(len(pcm), self._frame_bytes) & ~1
+        return bytes(pcm[:size]) + self._silence[size:]
 
     def _fill_to(self, now: float) -> None:
         assert self._t0 is not None
         slot = round((now - self._t0) / FRAME_SECONDS)
         missing = slot - self._ticks
         if missing > 0:
-            self._silence(missing)
-
-    def _put(self, pcm: bytes, channel: int) -> None:
-        n = self.samples_per_frame
-        view = self._buf[self._pos : self._pos + n, channel]
-        size = min(len(pcm), self._frame_bytes) & ~1
-        if size == self._frame_bytes:
-            view[:] = np.frombuffer(pcm, dtype="<i2", count=n)
-        else:
-            k = size // 2
-            view[:k] = np.frombuffer(pcm, dtype="<i2", count=k)
-            view[k:] = 0
+            self._silence_frames(missing)
 
     def _advance(self) -> None:
-        self._pos += self.samples_per_frame
+        self._buffered += 1
         self._ticks += 1
-        if self._pos == len(self._buf):
+        if self._buffered >= self._frames_per_block:
             self._flush()
 
-    def _silence(self, frames: int) -> None:
-        n = self.samples_per_frame
+    def _silence_frames(self, frames: int) -> None:
         for _ in range(frames):
-            self._buf[self._pos : self._pos + n] = 0
+            self._left += self._silence
+            self._right += self._silence
             self._advance()
 
     def _flush(self) -> None:
-        if self._pos:
-            self._file.write(self._buf[: self._pos])
-            self._written += self._pos
-            self._pos = 0
+        if not self._buffered:
+            return
+        n = len(self._left) // 2
+        block = np.empty((n, 2), dtype="<i2")
+        block[:, 0] = np.frombuffer(self._left, dtype="<i2")
+        block[:, 1] = np.frombuffer(self._right, dtype="<i2")
+        self._file.write(block)
+        self._written += n
+        self._left.clear()
+        self._right.clear()
+        self._buffered = 0
 
     def flush(self) -> None:
         """Write what is buffered now (e.g. before a planned pause)."""
