@@ -78,7 +78,7 @@ class FrameKind(enum.Enum):
     SILENCE = "silence"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per tick and call, and frozen __init__ costs 3x
 class Frame:
     kind: FrameKind
     payload: bytes | None = None
@@ -120,6 +120,7 @@ class JitterBufferStats:
 
 
 _WAITING = Frame(FrameKind.SILENCE)
+_PLAYED_RING = 128
 
 
 class JitterBuffer:
@@ -158,7 +159,7 @@ class JitterBuffer:
         self._late_resync = late_resync_s
         self._jump_resync = jump_resync_s
         self._max_frames = max_frames
-        self.stats = JitterBufferStats()
+        self._stats = JitterBufferStats()
         self._ssrc: int | None = None
         self._jitter = 0.0  # seconds, RFC 3550 estimator
         self._reset_stream()
@@ -184,7 +185,6 @@ class JitterBuffer:
         self._vnow: float | None = None
         self._last_payload: bytes | None = None
         self._clear_timeline()
-        self._update_gauges()
 
     def _clear_timeline(self) -> None:
         self._idx = 0
@@ -194,8 +194,10 @@ class JitterBuffer:
         self._started = False
         self._consecutive = 0
         self._late_run: float | None = None
-        self._played_seq: dict[int, int] = {}
-        self._played_order: deque[int] = deque()
+        # The last _PLAYED_RING slots played and the seq each played (-1: none), to tell a
+        # duplicate of a played packet from a late one.
+        self._played_slot = [-1] * _PLAYED_RING
+        self._played_seq = [-1] * _PLAYED_RING
 
     def _anchor(self, ext: int, offset: float, seq: int) -> None:
         """Start a new timeline at this packet (first packet, SSRC change, resync)."""
@@ -207,10 +209,16 @@ class JitterBuffer:
         self._prev_arrival = None
         self._push_timing(offset)
 
+    @property
+    def stats(self) -> JitterBufferStats:
+        """Live counters; the gauges (target delay, jitter, buffered frames) are read now."""
+        self._update_gauges()
+        return self._stats
+
     def _update_gauges(self) -> None:
-        self.stats.target_delay_ms = self._target * 1000.0
-        self.stats.jitter_ms = self._jitter * 1000.0
-        self.stats.buffered_frames = len(self._frames)
+        self._stats.target_delay_ms = self._target * 1000.0
+        self._stats.jitter_ms = self._jitter * 1000.0
+        self._stats.buffered_frames = len(self._frames)
 
     # ------------------------------------------------------------------ timing
 
@@ -248,7 +256,7 @@ class JitterBuffer:
     # ------------------------------------------------------------------ input
 
     def put(self, seq: int, timestamp: int, ssrc: int, payload: Buffer, marker: bool, now: float) -> None:
-        st = self.stats
+        st = self._stats
         st.packets += 1
         seq &= 0xFFFF
         if ssrc != self._ssrc:
@@ -263,7 +271,6 @@ class JitterBuffer:
             self._anchor(ts, now - ts / self.clock_rate, seq)
             self._note_jitter(ts, now)
             self._store(ts, data, marker, seq)
-            self._update_gauges()
             return
 
         # Internal timeline position: raw timestamps extended to 64 bits, minus the
@@ -287,7 +294,6 @@ class JitterBuffer:
             self._anchor(ext, offset, seq)
             self._note_jitter(ext, now)
             self._store(ext, data, marker, seq)
-            self._update_gauges()
             return
         if newer:
             self._max_seq = seq
@@ -296,7 +302,10 @@ class JitterBuffer:
 
         cursor = self._cursor
         held = self._frames.get(ext)
-        if (held is not None and held[2] == seq) or self._played_seq.get(ext) == seq:
+        ring = (ext // self.frame_samples) % _PLAYED_RING
+        if (held is not None and held[2] == seq) or (
+            self._played_slot[ring] == ext and self._played_seq[ring] == seq
+        ):
             st.duplicates += 1
             return
         self._note_jitter(ext, now)
@@ -317,11 +326,9 @@ class JitterBuffer:
                     self._anchor(ext, offset, seq)
                     self._note_jitter(ext, now)
                     self._store(ext, data, marker, seq)
-                self._update_gauges()
                 return
         self._late_run = None
         self._store(ext, data, marker, seq)
-        self._update_gauges()
 
     def _store(self, ext: int, data: bytes, marker: bool, seq: int) -> None:
         cursor = self._cursor
@@ -335,7 +342,7 @@ class JitterBuffer:
             else:
                 ext = cursor + round((ext - cursor) / fs) * fs
                 if ext < cursor:
-                    self.stats.late += 1
+                    self._stats.late += 1
                     return
         parts = 1
         if self._bps:
@@ -345,10 +352,10 @@ class JitterBuffer:
         for i in range(parts):
             key = ext + i * fs
             if (key - cursor) // fs >= self._max_frames:
-                self.stats.dropped += parts - i
+                self._stats.dropped += parts - i
                 return
             if key in self._frames:
-                self.stats.dropped += 1
+                self._stats.dropped += 1
                 continue
             chunk = data if parts == 1 else data[i * len(data) // parts : (i + 1) * len(data) // parts]
             self._frames[key] = (chunk, marker and i == 0, seq, (key + self._shift) & 0xFFFFFFFF)
@@ -373,7 +380,7 @@ class JitterBuffer:
         cursor = self._cursor
         if cursor is None:
             return _WAITING
-        st = self.stats
+        st = self._stats
         fs = self.frame_samples
         e = ((vnow - self._base - self._target) * self.clock_rate - cursor) / fs
         frames = self._frames
@@ -400,7 +407,6 @@ class JitterBuffer:
         elif e < -0.5:
             st.inserted += 1
             frame = self._missing_frame(cursor, inserted=True)
-            self._update_gauges()
             return frame
         elif e >= 1.0 or (e >= 0.5 and empty):
             if frames.pop(cursor, None) is not None:
@@ -420,7 +426,6 @@ class JitterBuffer:
             self._consecutive = 0
             st.played += 1
             frame = Frame(FrameKind.AUDIO, payload, raw_ts, marker, 0)
-        self._update_gauges()
         return frame
 
     def _missing_frame(self, slot: int, *, inserted: bool) -> Frame:
@@ -429,14 +434,13 @@ class JitterBuffer:
         last = self._last_payload
         if last is not None and self._consecutive <= self._max_conceal:
             if not inserted:
-                self.stats.concealed += 1
+                self._stats.concealed += 1
             return Frame(FrameKind.CONCEALED, last, ts, False, self._consecutive)
         if not inserted:
-            self.stats.underruns += 1
+            self._stats.underruns += 1
         return Frame(FrameKind.SILENCE, None, ts, False, self._consecutive)
 
     def _mark_played(self, slot: int, seq: int) -> None:
-        self._played_seq[slot] = seq
-        self._played_order.append(slot)
-        if len(self._played_order) > 128:
-            self._played_seq.pop(self._played_order.popleft(), None)
+        ring = (slot // self.frame_samples) % _PLAYED_RING
+        self._played_slot[ring] = slot
+        self._played_seq[ring] = seq
