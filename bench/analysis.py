@@ -394,7 +394,7 @@ def gateway_log_summary(paths: Sequence[Path], windows: dict[str, tuple[int, int
             continue
         counts[level] = counts.get(level, 0) + 1
         exc = str(entry.get("exc") or "").strip().splitlines()
-        what = f"{level} {entry.get('logger')}: {str(entry.get('msg', ''))[:80]}"
+        what = f"{level} {entry.get('logger')}: {str(entry.get('msg', '')).strip()[:80]}"
         if exc:
             what += f" ({exc[-1][:100]})"
         top[what] = top.get(what, 0) + 1
@@ -419,6 +419,8 @@ def rss_trend(samples: Sequence[tuple[float, float]], skip_s: float = 60.0) -> d
     t = np.asarray([p[0] for p in pts])
     v = np.asarray([p[1] for p in pts])
     slope, _ = np.polyfit(t / 60.0, v, 1)
+    half = t >= (t[0] + t[-1]) / 2
+    late_slope = float(np.polyfit(t[half] / 60.0, v[half], 1)[0]) if half.sum() >= 3 else None
     return {
         "samples": len(pts),
         "from_s": round(float(t[0]), 1),
@@ -428,6 +430,7 @@ def rss_trend(samples: Sequence[tuple[float, float]], skip_s: float = 60.0) -> d
         "max_mb": round(float(v.max()), 2),
         "growth_mb": round(float(v[-1] - v[0]), 2),
         "slope_mb_per_min": round(float(slope), 3),
+        "second_half_slope_mb_per_min": round(late_slope, 3) if late_slope is not None else None,
     }
 
 

@@ -152,18 +152,21 @@ def soak_lines(result: dict[str, Any]) -> list[str]:
         f"{s['calls_placed']} calls placed, statuses {c.get('statuses')}",
         f"- Gateway RSS from {_f(t.get('from_s'), 0)} s to {_f(t.get('to_s'), 0)} s: {_f(t.get('first_mb'))} -> "
         f"{_f(t.get('last_mb'))} MB (max {_f(t.get('max_mb'))}), growth {_f(t.get('growth_mb'))} MB, "
-        f"trend {_f(t.get('slope_mb_per_min'), 3)} MB/min",
+        f"trend {_f(t.get('slope_mb_per_min'), 3)} MB/min (second half {_f(t.get('second_half_slope_mb_per_min'), 3)})",
     ]
 
 
 def profile_lines(result: dict[str, Any], limit: int = 8) -> list[str]:
     lines = []
-    for p in result.get("phases", []):
-        prof = p.get("profile") or {}
+    profiled = [(p["name"], p.get("profile")) for p in result.get("phases", [])]
+    if result.get("setup"):
+        profiled.append(("setup", result["setup"].get("profile_last_seconds_of_placing")))
+    for name, prof in profiled:
+        prof = prof or {}
         if not prof.get("self"):
             continue
-        lines.append(f"- {p['name']} ({prof.get('samples')} samples over {prof.get('seconds'):g} s; flame graph "
-                     f"`{prof.get('svg')}`), self time: "
+        svg = f"flame graph `{prof['svg']}`" if prof.get("svg") else "flame graph not kept"
+        lines.append(f"- {name} ({prof.get('samples')} samples over {prof.get('seconds'):g} s; {svg}), self time: "
                      + "; ".join(f"{e['frame']} {e['share'] * 100:.1f}%" for e in prof["self"][:limit]))
     return lines or ["(no profiles)"]
 

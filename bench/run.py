@@ -111,6 +111,8 @@ def _die_with_parent() -> None:
 class Bench:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-smoke" if opts.smoke else "")
+        self.out_path = (opts.out or RESULTS / f"{stamp}.json").resolve()
         self.work = Path(tempfile.mkdtemp(prefix="orbit-bench-"))
         self.ports = PortPicker()
         max_calls = max([*opts.steps, opts.soak_calls, opts.baseline_calls, 1])
@@ -127,6 +129,7 @@ class Bench:
         self.sipp_logs: list[Path] = []
         self.gateway_logs: list[Path] = []
         self.idle_now: dict[str, Any] = {}
+        self.gateway_tag = ""
         self.placed: list[Placed] = []
         self.next_index = 1
         self.api: httpx.AsyncClient | None = None
@@ -202,9 +205,8 @@ class Bench:
 
     def start_gateway(self, tag: str) -> None:
         """A fresh gateway process (new database and recordings) for one phase."""
-        old = self.procs.pop("gateway", None)
-        if old is not None:
-            old.stop(grace=20)
+        self.stop_gateway()
+        self.gateway_tag = tag
         path = self.work / f"gateway-{tag}.yaml"
         path.write_text(yaml.safe_dump(self.gateway_config(tag), sort_keys=False))
         self.gateway_logs.append(self.work / f"gateway-{tag}.log")
@@ -226,13 +228,22 @@ class Bench:
         proc.wait_until(ready, 60, "ready")
         log(f"{tag}: fresh gateway, pid {proc.pid}")
 
+    def stop_gateway(self) -> None:
+        """Stop the current gateway and drop its recordings (about 2 MB per call-minute, never read)."""
+        old = self.procs.pop("gateway", None)
+        if old is not None:
+            old.stop(grace=20)
+        if self.gateway_tag:
+            shutil.rmtree(self.work / f"recordings-{self.gateway_tag}", ignore_errors=True)
+
     def max_seconds(self) -> float:
         o = self.opts
         steps = sum(n / o.ramp_rate + (1 + o.quiet_retries) * o.hold_seconds + o.profile_seconds + 120 for n in o.steps)
         return 600 + steps + o.soak_minutes * 60 + o.setup_seconds + o.setup_call_seconds + o.baseline_seconds
 
     def stop_all(self) -> None:
-        for name in ("gateway", "sipp", "agent", "relay"):
+        self.stop_gateway()
+        for name in ("sipp", "agent", "relay"):
             proc = self.procs.get(name)
             if proc is not None:
                 proc.stop(grace=15 if name == "gateway" else 5)
@@ -248,12 +259,19 @@ class Bench:
         port = self.relay_port if probe else self.sipp_media
         return f"+1{port:05d}{index:06d}"
 
-    async def create(self, probe: bool, phase: str) -> Placed:
-        assert self.api is not None
+    def new_call(self, probe: bool, phase: str) -> Placed:
         index = self.next_index
         self.next_index += 1
         placed = Placed(index=index, number=self.number(index, probe), probe=probe, phase=phase)
         self.placed.append(placed)
+        return placed
+
+    async def create(self, probe: bool, phase: str) -> Placed:
+        return await self.post(self.new_call(probe, phase))
+
+    async def post(self, placed: Placed) -> Placed:
+        assert self.api is not None
+        probe, index, phase = placed.probe, placed.index, placed.phase
         body = {"to": placed.number, "from": FROM, "agent_id": AGENT_ID, "record": True, "max_duration": 7200,
                 "metadata": {"bench": {"probe": probe, "index": index, "phase": phase}}}
         placed.post_ns = time.time_ns()
@@ -270,17 +288,28 @@ class Bench:
             placed.error = repr(exc)
         return placed
 
-    async def place(self, count: int, rate: float, phase: str, probes: int = 0) -> list[Placed]:
+    async def place(
+        self, count: int, rate: float, phase: str, probes: int = 0, answer_within: float = 25.0
+    ) -> list[Placed]:
         """Create `count` calls, open loop at `rate` per second; the first `probes` are probe calls."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
+        calls: list[Placed] = []
         tasks = []
         for i in range(count):
             delay = t0 + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(self.create(i < probes, phase)))
-        return list(await asyncio.gather(*tasks))
+            calls.append(self.new_call(i < probes, phase))
+            tasks.append(asyncio.create_task(self.post(calls[-1])))
+        _, pending = await asyncio.wait(tasks, timeout=answer_within)
+        for task in pending:
+            task.cancel()
+        for p in calls:
+            if p.call_id is None and p.error is None and p.http_status == 0:
+                p.error = f"no answer within {answer_within:g}s of the last POST"
+                p.response_ns = time.time_ns()
+        return calls
 
     async def _bounded(self, items: Sequence[Placed], fn: Callable[[Placed], Awaitable[None]], limit: int = 24) -> None:
         sem = asyncio.Semaphore(limit)
@@ -324,7 +353,8 @@ class Bench:
                     return
                 await asyncio.sleep(0.5)
 
-        await self._bounded(calls, get)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._bounded(calls, get), wait_final + 10)
 
     async def metrics_text(self) -> str | None:
         assert self.api is not None
@@ -391,9 +421,9 @@ class Bench:
             if found is None:
                 return {"error": "py-spy not installed (.venv/bin/pip install py-spy)"}
             pyspy = Path(found)
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        self.out_path.parent.mkdir(parents=True, exist_ok=True)
         pid = str(self.procs["gateway"].pid)
-        svg = RESULTS / f"profile-{tag}.svg"
+        svg = self.out_path.with_name(f"{self.out_path.stem}-profile-{tag}.svg")
         raw = self.work / f"profile-{tag}.txt"
         common = ["record", "--pid", pid, "--duration", str(int(seconds)), "--rate", "100", "--nonblocking"]
         runs = [
@@ -412,7 +442,7 @@ class Bench:
             if run.returncode:
                 errors.append(err.decode(errors="replace")[-300:])
         top = analysis.profile_top(raw)
-        top["svg"] = str(svg.relative_to(REPO)) if svg.exists() else None
+        top["svg"] = (str(svg.relative_to(REPO)) if svg.is_relative_to(REPO) else str(svg)) if svg.exists() else None
         top["seconds"] = seconds
         if errors:
             top["errors"] = errors
@@ -431,11 +461,11 @@ class Bench:
         t_place = time.monotonic()
         placed = await self.place(n, o.ramp_rate, name, probes=min(probes, n))
         created = [p for p in placed if p.call_id]
-        up = await self.wait_agent(lambda a: a - active_before >= len(created), 20 + n / o.ramp_rate * 2)
+        up = await self.wait_established(active_before + len(created), within=20 + n / o.ramp_rate)
         established = self.agent_active() - active_before
         ramp_s = time.monotonic() - t_place
         log(f"{name}: {len(created)} created, {established} with the agent after {ramp_s:.1f}s"
-            + ("" if up else " (not all: timed out)"))
+            + ("" if up else " (not all: gave up waiting)"))
         await asyncio.sleep(o.settle_seconds)
         attempts = 0
         while True:
@@ -454,9 +484,7 @@ class Bench:
         window = (before["wall_ns"], after["wall_ns"])
         prof = await self.profile(name) if profile else {}
         log(f"{name}: hanging up")
-        await self.hangup_all(created)
-        await self.fetch_views(created)
-        await self.wait_agent(lambda a: a <= active_before, 30)
+        await self.teardown(created, active_before)
         await asyncio.sleep(1.0)
         gw_after = procstat.sample(self.procs["gateway"].pid)
         g = usage["cpu"].get("gateway", {})
@@ -490,6 +518,29 @@ class Bench:
             "profile": prof,
         }
         return phase
+
+    async def wait_established(self, target: int, within: float, stall: float = 10.0) -> bool:
+        """Wait for `target` agent sessions; give up early once their number stops growing for `stall` s."""
+        deadline = time.monotonic() + within
+        best, since = self.agent_active(), time.monotonic()
+        while time.monotonic() < deadline:
+            now_active = self.agent_active()
+            if now_active >= target:
+                return True
+            if now_active > best:
+                best, since = now_active, time.monotonic()
+            elif time.monotonic() - since > stall:
+                return False
+            await asyncio.sleep(0.25)
+        return self.agent_active() >= target
+
+    async def teardown(self, calls: Sequence[Placed], active_before: int, budget: float = 60.0) -> None:
+        """Hang up and read back every call, within `budget` seconds even when the gateway is swamped."""
+        deadline = time.monotonic() + budget
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hangup_all(calls), budget * 0.6)
+        await self.fetch_views(calls, wait_final=max(5.0, deadline - time.monotonic() - 5))
+        await self.wait_agent(lambda a: a <= active_before, max(1.0, deadline - time.monotonic()))
 
     async def idle(self) -> dict[str, Any]:
         """The fresh gateway with no calls: CPU, RSS and fds that per-call figures are counted from."""
@@ -557,10 +608,9 @@ class Bench:
         if tasks:
             await asyncio.wait(tasks, timeout=60)
         log("soak: hanging up")
-        await self.hangup_all([p for _, p in live.values()])
         created = [p for p in everyone if p.call_id]
-        await self.fetch_views(created)
-        await self.wait_agent(lambda a: a <= 0, 30)
+        await self.teardown([p for _, p in live.values()], 0, budget=60)
+        await self.fetch_views(created, wait_final=10)
         calls = analysis.aggregate_calls([p.view for p in created if p.view])
         self.spans["soak"] = (span_start, time.time_ns())
         return {
@@ -584,9 +634,16 @@ class Bench:
         span_start = time.time_ns()
         before = self.samples()
         t0 = time.monotonic()
+
+        async def profile_late() -> dict[str, Any]:
+            await asyncio.sleep(max(0.0, o.setup_seconds - o.profile_seconds - 1))
+            return await self.profile("setup")
+
+        profiling = asyncio.create_task(profile_late()) if o.setup_seconds >= 2 * o.profile_seconds > 0 else None
         placed = await self.place(total, o.setup_rate, "setup")
         placing_s = time.monotonic() - t0
         after = self.samples()
+        prof = await profiling if profiling is not None else {}
         usage = self.usage(before, after)
         created = [p for p in placed if p.call_id]
         await self.wait_agent(lambda a: a <= 0, o.setup_call_seconds + 40)
@@ -636,6 +693,8 @@ class Bench:
             "ok_to_agent_start_ms": analysis.percentiles(ok_to_start),
             "ok_to_first_caller_frame_at_agent_ms": analysis.percentiles(ok_to_first_frame),
             "usage_while_placing": usage,
+            "profile_last_seconds_of_placing": prof,
+            "left_unfinished": sum(1 for p in created if (p.view or {}).get("status") not in FINAL),
             "gateway_calls": analysis.aggregate_calls([p.view for p in created if p.view]),
         }
 
@@ -789,8 +848,8 @@ def clock_lateness(before: str | None, after: str | None) -> dict[str, Any] | No
 def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
     """This round's targets, each with the measured figure and met / not met / not measured."""
     phases = {p["name"]: p for p in result.get("phases", [])}
-    step = phases.get("step-200") or next(
-        (p for p in sorted(phases.values(), key=lambda p: -p["calls"]) if p["name"].startswith("step-")), None)
+    steps = sorted((p for p in phases.values() if p["name"].startswith("step-")), key=lambda p: p["calls"])
+    step = phases.get("step-200") or (steps[-1] if steps else None)
     out: dict[str, Any] = {}
 
     def verdict(value: float | None, limit: float, lower_is_better: bool = True) -> str:
@@ -807,32 +866,49 @@ def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
             dropped = (media_sum.get("dropped", 0) + media_sum.get("late", 0)
                        + agent_sum.get("caller_audio_dropped_ms", 0) / 20)
         m = step["media"]
-        out["step"] = step["name"]
+        short = step["established"] < step["calls"]
+        note = f"only {step['established']} of {step['calls']} calls could be established" if short else None
+        out["step"] = {"name": step["name"], "established": step["established"], "of": step["calls"], "note": note}
+
+        def judged(value: float | None, limit: float) -> str:
+            v = verdict(value, limit)
+            return "not met" if short and v != "not measured" else v
+
         out["frames_dropped_by_gateway"] = {"value": dropped, "concealed": media_sum.get("concealed"),
-                                            "target": 0, "verdict": verdict(dropped, 0)}
+                                            "target": 0, "verdict": judged(dropped, 0)}
         for key, label in (("outbound_agent_to_rtp_ms", "latency_agent_to_rtp_p99_ms"),
                            ("inbound_rtp_to_agent_ms", "latency_rtp_to_agent_p99_ms")):
             raw = m[key].get("p99")
             over = m[key].get("over_baseline_p50", {}).get("p99")
             out[label] = {"value": raw, "over_baseline": over, "target": 10,
-                          "verdict": verdict(raw, 10), "verdict_over_baseline": verdict(over, 10)}
+                          "verdict": judged(raw, 10), "verdict_over_baseline": judged(over, 10)}
         pace = m["rtp_from_gateway"]["grid_deviation_ms"].get("p99")
-        out["pacing_p99_ms"] = {"value": pace, "target": 5, "verdict": verdict(pace, 5)}
+        out["pacing_p99_ms"] = {"value": pace, "target": 5, "verdict": judged(pace, 5)}
         cpu = step.get("gateway_cpu_pct_per_call")
-        out["cpu_pct_per_call"] = {"value": cpu, "target": 0.5, "verdict": verdict(cpu, 0.5)}
-        out["established"] = {"value": step["established"], "of": step["calls"]}
+        out["cpu_pct_per_call"] = {"value": cpu, "target": 0.5, "verdict": judged(cpu, 0.5)}
+        full = [p for p in steps if p["established"] >= p["calls"]]
+        if full:
+            best = full[-1]
+            out["largest_step_fully_established"] = {
+                "name": best["name"], "cpu_pct_per_call": best.get("gateway_cpu_pct_per_call"),
+                "gateway_cpu_core": best["usage"]["cpu"].get("gateway", {}).get("cpu_core")}
     setup = result.get("setup")
     if setup:
-        out["setup_success"] = {"value": setup["success_ratio"], "rate": setup["rate_target"],
-                                "seconds": setup["seconds"], "target": 0.999,
-                                "verdict": verdict(setup["success_ratio"], 0.999, lower_is_better=False)}
+        achieved = setup.get("invite_rate_achieved")
+        sustained = achieved is not None and achieved >= 0.95 * setup["rate_target"]
+        ok = setup["success_ratio"] >= 0.999
+        out["setup"] = {"success_ratio": setup["success_ratio"], "rate": setup["rate_target"],
+                        "invite_rate_achieved": achieved, "seconds": setup["seconds"],
+                        "post_to_invite_p99_ms": setup["post_to_invite_ms"].get("p99"),
+                        "target": "20/s for 60 s, >= 99.9 % success",
+                        "verdict": "met" if ok and sustained else "not met"}
     soak = result.get("soak")
     if soak:
         trend = soak["rss_trend"]
         slope = trend.get("slope_mb_per_min")
-        out["soak_rss"] = {"slope_mb_per_min": slope, "growth_mb": trend.get("growth_mb"),
-                           "minutes": soak["minutes"], "target": "flat (slope <= 0.5 MB/min)",
-                           "verdict": verdict(slope, 0.5)}
+        out["soak_rss"] = {"slope_mb_per_min": slope, "second_half_slope_mb_per_min": trend.get("second_half_slope_mb_per_min"),
+                           "growth_mb": trend.get("growth_mb"), "minutes": soak["minutes"],
+                           "target": "flat (slope <= 0.5 MB/min)", "verdict": verdict(slope, 0.5)}
     return out
 
 
@@ -908,7 +984,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"--- {name} log (tail) ---\n{proc.tail()}\n")
         bench.cleanup()
         raise
-    out = opts.out or RESULTS / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-smoke' if opts.smoke else ''}.json"
+    out = bench.out_path
     out.parent.mkdir(parents=True, exist_ok=True)
     result["workdir"] = str(bench.work) if opts.keep_workdir else None
     out.write_text(json.dumps(result, indent=1, default=str) + "\n")
