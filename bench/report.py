@@ -192,9 +192,18 @@ def targets_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def gateways_lines(result: dict[str, Any]) -> list[str]:
+    n = int(result.get("options", {}).get("gateways") or 1)
+    if n <= 1:
+        return []
+    return [f"{n} gateway processes side by side, calls dealt round-robin: gateway CPU, RSS and fds are their "
+            "sums; clock lateness and profiles are the first process's.", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     parts = [
         *machine_lines(result), "",
+        *gateways_lines(result),
         "Resources per step (CPU as a share of one core over the hold window):", "",
         *step_table(result), "",
         "Media timing (probe calls through the relay):", "",

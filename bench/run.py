@@ -61,6 +61,7 @@ FINAL = {"completed", "failed", "busy", "no_answer", "cancelled"}
 class Options:
     steps: list[int] = field(default_factory=lambda: [50, 100, 200, 400])
     hold_seconds: float = 25.0
+    gateways: int = 1
     settle_seconds: float = 2.0
     ramp_rate: float = 20.0
     probe_calls: int = 32
@@ -96,6 +97,7 @@ class Placed:
     call_id: str | None = None
     error: str | None = None
     view: dict[str, Any] | None = None
+    gw: int = 0  # which gateway process carries it
 
 
 def log(message: str) -> None:
@@ -118,13 +120,16 @@ class Bench:
         max_calls = max([*opts.steps, opts.soak_calls, opts.baseline_calls, 1])
         concurrent_setup = int(opts.setup_rate * (opts.setup_call_seconds + 10)) if opts.setup_seconds > 0 else 0
         self.capacity = max(max_calls, concurrent_setup) + 50
-        self.http_port = self.ports.port(tcp=True)
-        self.sip_port = self.ports.port()
+        n_gw = max(1, opts.gateways)
+        self.http_ports = [self.ports.port(tcp=True) for _ in range(n_gw)]
+        self.sip_ports = [self.ports.port() for _ in range(n_gw)]
+        self.http_port, self.sip_port = self.http_ports[0], self.sip_ports[0]
         self.sipp_port = self.ports.port(tcp=True)
         self.sipp_media = self.ports.block(4, align=2)
         self.relay_port = self.ports.block(2, align=2)
         self.agent_port = self.ports.port(tcp=True)
-        self.rtp_min = self.ports.block(2 * self.capacity, align=2)
+        self.rtp_mins = [self.ports.block(2 * self.capacity, align=2) for _ in range(n_gw)]
+        self.rtp_min = self.rtp_mins[0]
         self.procs: dict[str, Proc] = {}
         self.sipp_logs: list[Path] = []
         self.gateway_logs: list[Path] = []
@@ -133,6 +138,7 @@ class Bench:
         self.placed: list[Placed] = []
         self.next_index = 1
         self.api: httpx.AsyncClient | None = None
+        self.apis: list[httpx.AsyncClient] = []
         self.started_wall = time.time()
         self.result: dict[str, Any] = {}
         self.self_pid = os.getpid()
@@ -186,14 +192,21 @@ class Bench:
         )
         proc.wait_until(lambda: udp_bound(self.sipp_port), 20, "bound")
 
-    def gateway_config(self, tag: str) -> dict[str, Any]:
+    def gateway_names(self) -> list[str]:
+        """Process names: "gateway", then "gateway-2", ... when several run side by side."""
+        return ["gateway"] + [f"gateway-{i + 1}" for i in range(1, len(self.http_ports))]
+
+    def gateway_config(self, tag: str, i: int = 0) -> dict[str, Any]:
+        http, sip, rtp = self.http_ports[i], self.sip_ports[i], self.rtp_mins[i]
+        name = f"{tag}-{i + 1}" if len(self.http_ports) > 1 else tag
         return {
-            "http": {"host": LOOPBACK, "port": self.http_port, "public_url": f"http://{LOOPBACK}:{self.http_port}",
+            "node_id": f"bench-{i + 1}",
+            "http": {"host": LOOPBACK, "port": http, "public_url": f"http://{LOOPBACK}:{http}",
                      "drain_timeout_seconds": 5},
-            "sip": {"host": LOOPBACK, "port": self.sip_port, "transports": ["udp"]},
-            "rtp": {"port_min": self.rtp_min, "port_max": self.rtp_min + 2 * self.capacity - 1},
-            "database": {"url": f"sqlite+aiosqlite:///{self.work}/gateway-{tag}.db"},
-            "storage": {"backend": "local", "local_dir": str(self.work / f"recordings-{tag}")},
+            "sip": {"host": LOOPBACK, "port": sip, "transports": ["udp"]},
+            "rtp": {"port_min": rtp, "port_max": rtp + 2 * self.capacity - 1},
+            "database": {"url": f"sqlite+aiosqlite:///{self.work}/gateway-{name}.db"},
+            "storage": {"backend": "local", "local_dir": str(self.work / f"recordings-{name}")},
             "accounts": [{"id": "acct_bench", "api_keys": [API_KEY], "numbers": [FROM], "default_from": FROM}],
             "agents": [{"id": AGENT_ID, "url": f"ws://{LOOPBACK}:{self.agent_port}/", "protocol": "orbit-voice",
                         "sample_rate": self.opts.agent_rate, "connect_timeout_seconds": 10}],
@@ -204,37 +217,42 @@ class Bench:
         }
 
     def start_gateway(self, tag: str) -> None:
-        """A fresh gateway process (new database and recordings) for one phase."""
+        """Fresh gateway processes (new databases and recordings) for one phase."""
         self.stop_gateway()
         self.gateway_tag = tag
-        path = self.work / f"gateway-{tag}.yaml"
-        path.write_text(yaml.safe_dump(self.gateway_config(tag), sort_keys=False))
-        self.gateway_logs.append(self.work / f"gateway-{tag}.log")
         script = Path(sys.executable).parent / "orbit-gateway"
-        if self.opts.gateway_loop == "asyncio":
-            cmd = [sys.executable, "-m", "bench.serve_asyncio", "--config", str(path)]
-        elif script.exists():
-            cmd = [str(script), "serve", "--config", str(path)]
-        else:
-            cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(path)]
-        proc = self._spawn("gateway", cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, tag=tag)
+        for i, name in enumerate(self.gateway_names()):
+            config = self.gateway_config(tag, i)
+            path = self.work / f"{name}-{tag}.yaml"
+            path.write_text(yaml.safe_dump(config, sort_keys=False))
+            self.gateway_logs.append(self.work / f"{name}-{tag}.log")
+            if self.opts.gateway_loop == "asyncio":
+                cmd = [sys.executable, "-m", "bench.serve_asyncio", "--config", str(path)]
+            elif script.exists():
+                cmd = [str(script), "serve", "--config", str(path)]
+            else:
+                cmd = [sys.executable, "-m", "gateway", "serve", "--config", str(path)]
+            proc = self._spawn(name, cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, tag=tag)
+            port = config["http"]["port"]
 
-        def ready() -> bool:
-            try:
-                return httpx.get(f"http://{LOOPBACK}:{self.http_port}/readyz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            def ready(port: int = port) -> bool:
+                try:
+                    return httpx.get(f"http://{LOOPBACK}:{port}/readyz", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    return False
 
-        proc.wait_until(ready, 60, "ready")
-        log(f"{tag}: fresh gateway, pid {proc.pid}")
+            proc.wait_until(ready, 60, "ready")
+            log(f"{tag}: fresh {name}, pid {proc.pid}")
 
     def stop_gateway(self) -> None:
-        """Stop the current gateway and drop its recordings (about 2 MB per call-minute, never read)."""
-        old = self.procs.pop("gateway", None)
-        if old is not None:
-            old.stop(grace=20)
+        """Stop the current gateways and drop their recordings (about 2 MB per call-minute, never read)."""
+        for name in self.gateway_names():
+            old = self.procs.pop(name, None)
+            if old is not None:
+                old.stop(grace=20)
         if self.gateway_tag:
-            shutil.rmtree(self.work / f"recordings-{self.gateway_tag}", ignore_errors=True)
+            for path in self.work.glob(f"recordings-{self.gateway_tag}*"):
+                shutil.rmtree(path, ignore_errors=True)
 
     def max_seconds(self) -> float:
         o = self.opts
@@ -262,7 +280,8 @@ class Bench:
     def new_call(self, probe: bool, phase: str) -> Placed:
         index = self.next_index
         self.next_index += 1
-        placed = Placed(index=index, number=self.number(index, probe), probe=probe, phase=phase)
+        placed = Placed(index=index, number=self.number(index, probe), probe=probe, phase=phase,
+                        gw=index % len(self.http_ports))
         self.placed.append(placed)
         return placed
 
@@ -270,13 +289,13 @@ class Bench:
         return await self.post(self.new_call(probe, phase))
 
     async def post(self, placed: Placed) -> Placed:
-        assert self.api is not None
+        api = self.apis[placed.gw]
         probe, index, phase = placed.probe, placed.index, placed.phase
         body = {"to": placed.number, "from": FROM, "agent_id": AGENT_ID, "record": True, "max_duration": 7200,
                 "metadata": {"bench": {"probe": probe, "index": index, "phase": phase}}}
         placed.post_ns = time.time_ns()
         try:
-            r = await self.api.post("/v1/voice/calls", json=body)
+            r = await api.post("/v1/voice/calls", json=body)
             placed.response_ns = time.time_ns()
             placed.http_status = r.status_code
             if r.status_code == 201:
@@ -321,20 +340,15 @@ class Bench:
         await asyncio.gather(*(one(p) for p in items))
 
     async def hangup_all(self, calls: Sequence[Placed]) -> None:
-        assert self.api is not None
-        api = self.api
-
         async def hang(p: Placed) -> None:
             if p.call_id is None:
                 return
             with contextlib.suppress(httpx.HTTPError):
-                await api.post(f"/v1/voice/calls/{p.call_id}/hangup")
+                await self.apis[p.gw].post(f"/v1/voice/calls/{p.call_id}/hangup")
 
         await self._bounded(calls, hang, limit=32)
 
     async def fetch_views(self, calls: Sequence[Placed], wait_final: float = 30.0) -> None:
-        assert self.api is not None
-        api = self.api
         deadline = time.monotonic() + wait_final
 
         async def get(p: Placed) -> None:
@@ -342,7 +356,7 @@ class Bench:
                 return
             while True:
                 try:
-                    r = await api.get(f"/v1/voice/calls/{p.call_id}")
+                    r = await self.apis[p.gw].get(f"/v1/voice/calls/{p.call_id}")
                 except httpx.HTTPError:
                     r = None
                 if r is not None and r.status_code == 200:
@@ -396,6 +410,15 @@ class Bench:
     @staticmethod
     def usage(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         procs = {name: procstat.usage(before["procs"].get(name), after["procs"].get(name)) for name in after["procs"]}
+        extra = sorted(name for name in procs if name.startswith("gateway-"))
+        if extra and "gateway" in procs:
+            # Several gateway processes: "gateway" is their sum, each is also kept on its own.
+            parts = [procs["gateway"], *(procs[name] for name in extra)]
+            procs["gateway-1"] = procs["gateway"]
+            procs["gateway"] = {
+                key: (round(sum(p[key] for p in parts), 4) if all(p.get(key) is not None for p in parts) else None)
+                for key in parts[0]
+            }
         wall = (after["wall_ns"] - before["wall_ns"]) / 1e9
         frames = int(after["agent"].get("frames_in", 0)) - int(before["agent"].get("frames_in", 0))
         machine = procstat.machine_usage(before["machine"], after["machine"])
@@ -486,7 +509,7 @@ class Bench:
         log(f"{name}: hanging up")
         await self.teardown(created, active_before)
         await asyncio.sleep(1.0)
-        gw_after = procstat.sample(self.procs["gateway"].pid)
+        gw_after = [procstat.sample(self.procs[name].pid) for name in self.gateway_names() if name in self.procs]
         g = usage["cpu"].get("gateway", {})
         cpu = g.get("cpu_core")
         rss = g.get("rss_mb")
@@ -511,7 +534,9 @@ class Bench:
             "measure_attempts": attempts,
             "left_unfinished": sum(1 for p in created if (p.view or {}).get("status") not in FINAL),
             "gateway_threads": g.get("threads"),
-            "gateway_rss_mb_after_hangup": round(gw_after.rss_bytes / 1e6, 2) if gw_after else None,
+            "gateway_rss_mb_after_hangup": round(sum(g.rss_bytes for g in gw_after if g) / 1e6, 2)
+            if any(gw_after) else None,
+            "gateway_processes": len(self.http_ports),
             "clock_lateness_ms": clock_lateness(metrics_before, metrics_after),
             "gateway_calls": analysis.aggregate_calls([p.view for p in created if p.view]),
             "probes": [p.number for p in created if p.probe],
@@ -720,12 +745,16 @@ class Bench:
         self.start_sipp(0)
         log(f"gateway on http://{LOOPBACK}:{self.http_port}, SIP {self.sip_port}, RTP {self.rtp_min}+; "
             f"SIPp {self.sipp_port} (echo {self.sipp_media}), relay {self.relay_port}, agent {self.agent_port}")
-        self.api = httpx.AsyncClient(
-            base_url=f"http://{LOOPBACK}:{self.http_port}",
-            headers={"X-API-Key": API_KEY},
-            timeout=httpx.Timeout(20.0),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-        )
+        self.apis = [
+            httpx.AsyncClient(
+                base_url=f"http://{LOOPBACK}:{port}",
+                headers={"X-API-Key": API_KEY},
+                timeout=httpx.Timeout(20.0),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            )
+            for port in self.http_ports
+        ]
+        self.api = self.apis[0]
         try:
             phases: list[dict[str, Any]] = []
             if o.baseline_calls > 0 and o.baseline_seconds > 0:
@@ -746,7 +775,8 @@ class Bench:
                 await self.idle()
                 self.result["setup"] = await self.setup_rate()
         finally:
-            await self.api.aclose()
+            for api in self.apis:
+                await api.aclose()
             self.stop_all()
         self.result["phases"] = self.analyse(phases)
         self.result["targets"] = evaluate_targets(self.result)
@@ -918,6 +948,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     d = Options()
     p.add_argument("--steps", default=",".join(map(str, d.steps)), help="concurrent calls per step (default %(default)s)")
     p.add_argument("--hold-seconds", type=float, default=d.hold_seconds, help="measured time per step")
+    p.add_argument("--gateways", type=int, default=d.gateways,
+                   help="gateway processes side by side (one per core), calls dealt round-robin")
     p.add_argument("--settle-seconds", type=float, default=d.settle_seconds)
     p.add_argument("--ramp-rate", type=float, default=d.ramp_rate, help="calls/s while filling a step")
     p.add_argument("--probe-calls", type=int, default=d.probe_calls, help="calls per step whose RTP goes through the relay")
@@ -942,7 +974,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     a = p.parse_args(argv)
     opts = Options(
         steps=[int(s) for s in str(a.steps).split(",") if s.strip()],
-        hold_seconds=a.hold_seconds, settle_seconds=a.settle_seconds, ramp_rate=a.ramp_rate,
+        hold_seconds=a.hold_seconds, gateways=a.gateways, settle_seconds=a.settle_seconds, ramp_rate=a.ramp_rate,
         probe_calls=a.probe_calls, marker_period_ms=a.marker_period_ms, baseline_seconds=a.baseline_seconds,
         setup_rate=a.setup_rate, setup_seconds=a.setup_seconds, setup_call_seconds=a.setup_call_seconds,
         soak_minutes=a.soak_minutes, soak_calls=a.soak_calls, soak_call_seconds=a.soak_call_seconds,
