@@ -1,6 +1,6 @@
 """The media clock: one 20 ms tick for every call's audio, on absolute deadlines.
 
-``MediaClock(frame_ms=20, *, late_threshold_ms=5.0, reservoir_size=1024)``
+``MediaClock(frame_ms=20, *, phases=1, late_threshold_ms=5.0, reservoir_size=1024)``
     ``start()`` (inside a running event loop), ``await stop()``,
     ``add(participant)`` / ``remove(participant)``, ``participants`` (count),
     ``running``, ``stats`` (:class:`ClockStats`).
@@ -15,6 +15,13 @@ their RTP timestamps on wall time without sending a burst.
 ``ClockParticipant.tick(now, tick_index)`` must neither block nor raise; an
 exception is still caught, counted in ``errors`` and logged (first time per
 participant, then every 1000th) so one call cannot stop the others' audio.
+
+With ``phases=n`` the participants are spread over ``n`` groups (each joins the
+smallest) whose ticks are ``frame / n`` apart: every participant still ticks once
+per frame on its own fixed grid, but the work, and the packets every call sends
+at its tick, no longer arrive in one burst (which the far ends echo back as one
+burst). Stats and lateness then count those sub-ticks; ``tick_index`` stays the
+frame number.
 
 Work that is cheaper done for all calls at once (resampling) is batched: a tick
 first calls ``prepare(now)`` on the participants that have one, then every
@@ -133,21 +140,26 @@ class MediaClock:
         self,
         frame_ms: int = 20,
         *,
+        phases: int = 1,
         late_threshold_ms: float = 5.0,
         reservoir_size: int = 1024,
         on_lateness: Callable[[float], None] | None = None,
     ) -> None:
         if frame_ms <= 0:
             raise ValueError("frame_ms must be positive")
+        if phases < 1:
+            raise ValueError("phases must be at least 1")
         self.frame_ms = frame_ms
-        self._period = frame_ms / 1000.0
+        self.phases = phases
+        self._period = frame_ms / 1000.0 / phases  # between sub-ticks
         self._late_threshold = late_threshold_ms / 1000.0
         self.stats = ClockStats(reservoir_size=reservoir_size)
         # Optional observer of each tick's lateness in ms (metrics), outside media/.
         self._on_lateness = on_lateness
         self._members: list[ClockParticipant] = []
-        self._snapshot: tuple[ClockParticipant, ...] = ()
-        self._preparing: tuple[PreparingParticipant, ...] = ()
+        self._group_of: dict[int, int] = {}
+        self._groups: list[tuple[ClockParticipant, ...]] = [() for _ in range(phases)]
+        self._preparing: list[tuple[PreparingParticipant, ...]] = [() for _ in range(phases)]
         self._batches: list[Callable[[], object]] = []
         self._error_counts: dict[int, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -158,8 +170,10 @@ class MediaClock:
     # ------------------------------------------------------------------ membership
 
     def add(self, participant: ClockParticipant) -> None:
-        if any(p is participant for p in self._members):
+        if id(participant) in self._group_of:
             return
+        sizes = [len(g) for g in self._groups]
+        self._group_of[id(participant)] = sizes.index(min(sizes))
         self._members.append(participant)
         self._refresh()
 
@@ -168,13 +182,20 @@ class MediaClock:
 
         Removal during a tick takes effect from the next tick.
         """
+        if self._group_of.pop(id(participant), None) is None:
+            return
         self._members = [p for p in self._members if p is not participant]
         self._refresh()
         self._error_counts.pop(id(participant), None)
 
     def _refresh(self) -> None:
-        self._snapshot = tuple(self._members)
-        self._preparing = tuple(cast(PreparingParticipant, p) for p in self._members if hasattr(p, "prepare"))
+        groups: list[list[ClockParticipant]] = [[] for _ in range(self.phases)]
+        for p in self._members:
+            groups[self._group_of[id(p)]].append(p)
+        self._groups = [tuple(g) for g in groups]
+        self._preparing = [
+            tuple(cast(PreparingParticipant, p) for p in g if hasattr(p, "prepare")) for g in groups
+        ]
 
     def add_batch(self, run: Callable[[], object]) -> None:
         """Run ``run()`` after the prepare phase and after the tick phase of every tick."""
@@ -219,25 +240,29 @@ class MediaClock:
             return
         lateness = now - deadline
         st = self.stats
-        if lateness >= period:
-            # Catch up by skipping: run only the tick that is due now.
-            missed = int(lateness / period)
+        if lateness >= period * self.phases:
+            # A whole frame behind: skip, so that no participant sends two frames at once.
+            # (Sub-ticks less than a frame late just run late, one after the other.)
+            missed = int(lateness / period) - self.phases + 1
             index += missed
             st.skipped_ticks += missed
         if lateness > self._late_threshold:
             st.late_ticks += 1
         st.ticks += 1
 
-        if self._preparing:
-            for preparing in self._preparing:
+        group = index % self.phases
+        frame = index // self.phases
+        preparing = self._preparing[group]
+        if preparing:
+            for member in preparing:
                 try:
-                    preparing.prepare(now)
+                    member.prepare(now)
                 except Exception:
-                    self._participant_failed(preparing)
+                    self._participant_failed(member)
             self._run_batches()
-        for participant in self._snapshot:
+        for participant in self._groups[group]:
             try:
-                participant.tick(now, index)
+                participant.tick(now, frame)
             except Exception:
                 self._participant_failed(participant)
         self._run_batches()

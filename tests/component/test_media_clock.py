@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import statistics
 import time
 
 import pytest
@@ -168,3 +169,28 @@ async def test_prepare_phase_and_batches_run_in_order_each_tick() -> None:
     assert len(ticks) >= 3
     assert all(t == ["prepare", "batch", "tick", "plain", "batch"] for t in ticks)
     assert clock.stats.errors == 2 * len(ticks)  # counted, and the clock kept going
+
+
+async def test_phases_spread_participants_over_the_frame() -> None:
+    clock = MediaClock(phases=4)
+    recs = [Recorder() for _ in range(8)]
+    for rec in recs:
+        clock.add(rec)
+    batches: list[float] = []
+    clock.add_batch(lambda: batches.append(time.monotonic()))
+    clock.start()
+    await asyncio.sleep(0.5)
+    await clock.stop()
+    for rec in recs:
+        indices = [i for _, i, _ in rec.ticks]
+        assert indices == list(range(indices[0], indices[0] + len(indices)))  # once per frame, none skipped
+        assert 20 <= len(indices) <= 26
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(rec.ticks)]
+        assert sum(gaps) / len(gaps) == pytest.approx(PERIOD, abs=0.002)
+    # Two participants per group; groups tick a quarter frame apart (ticks may run late, never early).
+    quarters = [int(statistics.median(((now - clock._t0) % PERIOD) // (PERIOD / 4) for now, _, _ in rec.ticks))
+                for rec in recs]
+    assert sorted(quarters) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert len(batches) == clock.stats.ticks  # no prepare phase here: one batch run per sub-tick
+    with pytest.raises(ValueError):
+        MediaClock(phases=0)
