@@ -9,11 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.schemas import ErrorEnvelope
-from gateway.errors import ApiError
+from gateway.errors import ApiError, ServiceUnavailable
 from gateway.ids import new_request_id
 from gateway.logs import request_id_var
 from gateway.timeutil import iso, utcnow
@@ -120,6 +121,15 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             err.headers["Allow"] = _allowed_methods(request)
         return error_response(request, err)
+
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(sa_exc.OperationalError)
+    async def _store_busy(request: Request, exc: Exception) -> JSONResponse:
+        # No free database connection in time, or the database is locked or unreachable.
+        log.warning("call store unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return error_response(
+            request, ServiceUnavailable("The call store is busy; try again shortly", retry_after=1)
+        )
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -168,10 +168,12 @@ class CallLeg:
             await self.progress.ringing(self.call.id, event.status)
         elif isinstance(event, Answered):
             self.provisional = self.answered = True
-            await self.progress.answered(self.call.id)
+            # The caller is on the line: audio first, the status write after (the store
+            # may be slow under load, and the agent must not wait for it).
             await self._start_recording()
             await self._start_agent()
             self._arm_max_duration()
+            await self.progress.answered(self.call.id)
         elif isinstance(event, DtmfReceived):
             if self.bridge is not None:
                 self.bridge.on_dtmf(event.digit, event.duration_ms)

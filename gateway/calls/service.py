@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import exc as sa_exc
 
 from gateway import metrics
 from gateway.calls.backend import CallBackend
@@ -19,6 +22,8 @@ from gateway.store.calls import CallStore
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.calls")
+
+T = TypeVar("T")
 
 
 class CallRequest:
@@ -53,6 +58,7 @@ class CallService:
         self.backend = backend
         self.node_id = node_id
         self.hangup_wait_seconds = 35.0
+        self.store_retry_seconds = 120.0
         self._ended: dict[str, asyncio.Event] = {}
 
     # --- API side -------------------------------------------------------------------------
@@ -171,10 +177,28 @@ class CallService:
             event.set()
 
     async def update(self, call_id: str, **fields: Any) -> None:
-        await self.store.update(call_id, **fields)
+        await self._retrying("update", lambda: self.store.update(call_id, **fields))
+
+    async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
+        """What the SIP side reports must reach the store: a busy store (no free connection,
+        SQLite locked) is waited for, with backoff, up to store_retry_seconds."""
+        deadline = asyncio.get_running_loop().time() + self.store_retry_seconds
+        delay = 0.1
+        while True:
+            try:
+                return await op()
+            except (sa_exc.TimeoutError, sa_exc.OperationalError) as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
+                log.warning("call store busy; retrying", extra={"what": what, "error": type(exc).__name__})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _move(self, call_id: str, to: CallStatus, **fields: Any) -> None:
-        moved = await self.store.transition(call_id, to, utcnow(), **fields)
+        # Safe to repeat: the move is a conditional UPDATE, committed with its event or not at all.
+        moved = await self._retrying(
+            f"status {to}", lambda: self.store.transition(call_id, to, utcnow(), **fields)
+        )
         if moved is None:
             log.info("status change ignored", extra={"call_id": call_id, "to": str(to)})
         else:
