@@ -109,6 +109,7 @@ class CallLeg:
         self._fail_cause: HangupCause | None = None
         self._hanging_up = False
         self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._facts: dict[str, Any] = {}  # for the record, written with the next status change
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"leg-{call.id}")
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -161,11 +162,11 @@ class CallLeg:
 
     async def _handle(self, event: object) -> bool:
         if isinstance(event, Trying):
-            await self.progress.update(self.call.id, sip_call_id=event.sip_call_id)
+            self._facts["sip_call_id"] = event.sip_call_id  # written with the next status change
         elif isinstance(event, Ringing):
             self.provisional = True
             self._connect_agent()
-            await self.progress.ringing(self.call.id, event.status)
+            await self.progress.ringing(self.call.id, event.status, **self._take_facts())
         elif isinstance(event, Answered):
             self.provisional = self.answered = True
             # The caller is on the line: audio first, the status write after (the store
@@ -173,7 +174,7 @@ class CallLeg:
             await self._start_recording()
             await self._start_agent()
             self._arm_max_duration()
-            await self.progress.answered(self.call.id)
+            await self.progress.answered(self.call.id, **self._take_facts())
         elif isinstance(event, DtmfReceived):
             if self.bridge is not None:
                 self.bridge.on_dtmf(event.digit, event.duration_ms)
@@ -185,6 +186,10 @@ class CallLeg:
         elif isinstance(event, Released):
             return True
         return False
+
+    def _take_facts(self) -> dict[str, Any]:
+        facts, self._facts = self._facts, {}
+        return facts
 
     def _use_media(self, media: NegotiatedMedia) -> None:
         if self.session is None:
@@ -316,9 +321,7 @@ class CallLeg:
             # The call is over for the carrier: its trunk slot and RTP port are free now,
             # while the SIP transactions linger (up to 64*T1) to absorb retransmissions.
             self._on_ended(self)
-        if extra:
-            await self.progress.update(self.call.id, **extra)
-        await self.progress.ended(self.call.id, outcome)
+        await self.progress.ended(self.call.id, outcome, **self._take_facts(), **extra)
         self.reported = True
         if self.recordings is not None and self.call.record:
             if recording is not None:

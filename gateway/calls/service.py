@@ -157,16 +157,17 @@ class CallService:
 
     # --- CallProgress: what the backend reports ------------------------------------------------
 
-    async def ringing(self, call_id: str, sip_status: int | None = None) -> None:
-        await self._move(call_id, CallStatus.RINGING)
+    async def ringing(self, call_id: str, sip_status: int | None = None, **facts: Any) -> None:
+        await self._move(call_id, CallStatus.RINGING, facts)
 
-    async def answered(self, call_id: str) -> None:
-        await self._move(call_id, CallStatus.IN_PROGRESS)
+    async def answered(self, call_id: str, **facts: Any) -> None:
+        await self._move(call_id, CallStatus.IN_PROGRESS, facts)
 
-    async def ended(self, call_id: str, outcome: CallOutcome) -> None:
+    async def ended(self, call_id: str, outcome: CallOutcome, **facts: Any) -> None:
         await self._move(
             call_id,
             outcome.status,
+            facts,
             hangup_cause=str(outcome.cause),
             hangup_side=str(outcome.side) if outcome.side else None,
             sip_status=outcome.sip_status,
@@ -194,13 +195,15 @@ class CallService:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _move(self, call_id: str, to: CallStatus, **fields: Any) -> None:
+    async def _move(self, call_id: str, to: CallStatus, facts: dict[str, Any], **fields: Any) -> None:
         # Safe to repeat: the move is a conditional UPDATE, committed with its event or not at all.
         moved = await self._retrying(
-            f"status {to}", lambda: self.store.transition(call_id, to, utcnow(), **fields)
+            f"status {to}", lambda: self.store.transition(call_id, to, utcnow(), **facts, **fields)
         )
         if moved is None:
             log.info("status change ignored", extra={"call_id": call_id, "to": str(to)})
+            if facts:  # the facts are still true
+                await self.update(call_id, **facts)
         else:
             log.info(
                 "call status",

@@ -7,6 +7,7 @@ Each test checks what a user sees (status, sip_status, hangup_cause) and what we
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,10 @@ async def test_answered_then_remote_bye(tmp_path: Path, transport: str) -> None:
     assert done["hangup_cause"] == "remote_hangup" and done["hangup_side"] == "remote"
     assert done["answered_at"] and done["ended_at"] and isinstance(done["duration_seconds"], int)
     invite = result.received("INVITE")[0]
+    # The record keeps the SIP Call-ID, written with the status changes, to match carrier logs.
+    with sqlite3.connect(tmp_path / "gw.db") as db:
+        (sip_call_id,) = db.execute("SELECT sip_call_id FROM calls WHERE id = ?", (call["id"],)).fetchone()
+    assert sip_call_id == invite.call_id
     assert invite.request_uri == f"sip:+14155552671@127.0.0.1:{uas.port};transport={transport}"
     assert "timer" in (invite.header("Supported") or "")
     assert "m=audio" in invite.body and "PCMU" in invite.body and "telephone-event/8000" in invite.body
