@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from gateway import metrics
@@ -110,6 +110,7 @@ class CallLeg:
         self._hanging_up = False
         self._events: asyncio.Queue[object] = asyncio.Queue()
         self._facts: dict[str, Any] = {}  # for the record, written with the next status change
+        self._last_write: asyncio.Task[None] | None = None
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"leg-{call.id}")
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -166,7 +167,7 @@ class CallLeg:
         elif isinstance(event, Ringing):
             self.provisional = True
             self._connect_agent()
-            await self.progress.ringing(self.call.id, event.status, **self._take_facts())
+            self._record(self.progress.ringing, self.call.id, event.status, **self._take_facts())
         elif isinstance(event, Answered):
             self.provisional = self.answered = True
             # The caller is on the line: audio first, the status write after (the store
@@ -174,7 +175,7 @@ class CallLeg:
             await self._start_recording()
             await self._start_agent()
             self._arm_max_duration()
-            await self.progress.answered(self.call.id, **self._take_facts())
+            self._record(self.progress.answered, self.call.id, **self._take_facts())
         elif isinstance(event, DtmfReceived):
             if self.bridge is not None:
                 self.bridge.on_dtmf(event.digit, event.duration_ms)
@@ -186,6 +187,21 @@ class CallLeg:
         elif isinstance(event, Released):
             return True
         return False
+
+    def _record(self, write: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+        """Store a status change in order, without holding up this leg's events: under load the
+        store may take seconds, and the answer (audio to the agent) must not wait for a ringing write."""
+        previous = self._last_write
+
+        async def run() -> None:
+            if previous is not None:
+                await previous
+            try:
+                await write(*args, **kwargs)
+            except Exception:
+                log.exception("storing the call's progress failed")
+
+        self._last_write = asyncio.get_running_loop().create_task(run())
 
     def _take_facts(self) -> dict[str, Any]:
         facts, self._facts = self._facts, {}
@@ -321,6 +337,8 @@ class CallLeg:
             # The call is over for the carrier: its trunk slot and RTP port are free now,
             # while the SIP transactions linger (up to 64*T1) to absorb retransmissions.
             self._on_ended(self)
+        if self._last_write is not None:
+            await self._last_write  # ringing and answered are stored before the end
         await self.progress.ended(self.call.id, outcome, **self._take_facts(), **extra)
         self.reported = True
         if self.recordings is not None and self.call.record:
