@@ -42,7 +42,7 @@ unit: venv
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache data
 
-# Load benchmark (about 15 minutes on 2 cores): the gateway (orbit-gateway serve), SIPp as the
+# Load benchmark (about 25 minutes on 2 cores): the gateway (orbit-gateway serve), SIPp as the
 # carrier, the load agent and an RTP relay, all on loopback. Results: bench/results/<timestamp>.json;
 # method and numbers: BENCHMARKS.md. Other options: make bench BENCH_ARGS="--steps 50,100 --soak-minutes 0"
 .PHONY: bench
