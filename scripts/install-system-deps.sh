@@ -13,6 +13,15 @@ PACKAGES=(
   curl
 )
 
+# The media tests bind RTP on ::1 as well: turn IPv6 on for loopback where it is off (as root).
+if [ "$(cat /proc/sys/net/ipv6/conf/lo/disable_ipv6 2>/dev/null || echo 0)" = "1" ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    sysctl -q -w net.ipv6.conf.lo.disable_ipv6=0 || echo "could not enable IPv6 on loopback" >&2
+  else
+    echo "IPv6 is off on loopback (as root: sysctl -w net.ipv6.conf.lo.disable_ipv6=0)" >&2
+  fi
+fi
+
 missing=()
 for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
