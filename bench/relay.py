@@ -27,7 +27,9 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.g711 import ALAW_LOUD, ULAW_LOUD
 
@@ -114,8 +116,8 @@ class Relay:
                 flags |= 1
         return flags, seq, ts, ssrc, audio
 
-    def _from_gateway(self) -> None:
-        sock = self.gw_sock
+    def _received(self, sock: socket.socket) -> Iterator[tuple[bytes, Any, int, tuple[int, int, int, int, bool]]]:
+        """Up to BATCH waiting RTP packets: (data, source, kernel receive time, parsed header)."""
         for _ in range(BATCH):
             try:
                 data, anc, _flags, addr = sock.recvmsg(2048, 64)
@@ -128,7 +130,10 @@ class Relay:
             if parsed is None:
                 self.counts["not_rtp"] += 1
                 continue
-            flags, seq, ts, ssrc, _audio = parsed
+            yield data, addr, t, parsed
+
+    def _from_gateway(self) -> None:
+        for data, addr, t, (flags, seq, ts, ssrc, _audio) in self._received(self.gw_sock):
             self.counts["from_gateway"] += 1
             self.by_ssrc[ssrc] = addr
             self.buf += RECORD.pack(addr[1], 0, flags, seq, ts, t)
@@ -138,20 +143,7 @@ class Relay:
                 self.counts["send_errors"] += 1
 
     def _from_carrier(self) -> None:
-        sock = self.carrier_sock
-        for _ in range(BATCH):
-            try:
-                data, anc, _flags, _addr = sock.recvmsg(2048, 64)
-            except BlockingIOError:
-                return
-            except OSError:
-                continue
-            t = self._stamp(anc)
-            parsed = self._parse(data)
-            if parsed is None:
-                self.counts["not_rtp"] += 1
-                continue
-            flags, seq, ts, ssrc, _audio = parsed
+        for data, _addr, t, (flags, seq, ts, ssrc, _audio) in self._received(self.carrier_sock):
             self.counts["from_carrier"] += 1
             dest = self.by_ssrc.get(ssrc)
             if dest is None:
