@@ -481,6 +481,7 @@ class AgentBridge:
             self._up, self._down = pool.get(_PCM_RATE, rate), pool.get(rate, _PCM_RATE)
             self._up_slot, self._down_slot = self._up.open(), self._down.open()
         self._ready: bytes | None = None  # this tick's agent frame, resampled to 8 kHz
+        self._down_used = False  # the down-resampler holds audio since its last reset
         self._fetching = False
         # About one second of encoded audio may wait in the transport before frames are dropped.
         wire_per_s = rate * 2 if agent.protocol == "orbit-voice" else 20_000
@@ -790,8 +791,11 @@ class AgentBridge:
         """One 20 ms frame at the agent's rate off the queue, with the marks and hang-up it reaches."""
         q = self._queue
         frame = q.next_frame()
-        if frame is None and self._down is not None and q.available == 0:
+        if frame is not None:
+            self._down_used = True
+        elif self._down_used and self._down is not None and q.available == 0:
             self._down.reset(self._down_slot)  # the next utterance starts from silence
+            self._down_used = False
         if q.reached:
             for name in q.pop_reached():
                 self.stats.marks_played += 1
