@@ -30,6 +30,7 @@ from gateway.config import Settings
 from gateway.errors import ServiceUnavailable
 from gateway.recordings import RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
+from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from gateway.timeutil import utcnow
 from gateway.webhooks.delivery import WebhookDispatcher
@@ -49,8 +50,9 @@ class Gateway:
         self.node_id = node_id or settings.node_id or socket.gethostname()
         self.engine = create_engine(settings.database.url)
         self.sessions = session_factory(self.engine)
-        self.store = CallStore(self.sessions, self._webhook_targets)
-        self.webhooks = WebhookDispatcher(self.sessions, settings)
+        self.writes = group_commit(self.engine, self.sessions)
+        self.store = CallStore(self.sessions, self.writes, self._webhook_targets)
+        self.webhooks = WebhookDispatcher(self.sessions, self.writes, settings)
         self.store.on_event = self.webhooks.wake
         self.backend = backend
         self.calls = CallService(settings, self.store, backend, self.node_id)
@@ -138,6 +140,7 @@ class Gateway:
             await self.recordings.stop()
         if self.recording_storage is not None:
             await self.recording_storage.close()
+        await self.writes.close()
         await self.engine.dispose()
 
     def check_accepting(self) -> None:

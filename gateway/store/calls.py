@@ -11,11 +11,13 @@ from typing import Any
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from gateway.calls.model import Call, ListFilters, Page
 from gateway.calls.status import EVENT_TYPE, CallStatus, sources_of
 from gateway.calls.views import call_view
 from gateway.ids import new_event_id, new_id
+from gateway.store.commit import GroupCommit
 from gateway.store.models import CallRow, DeliveryRow, EventRow, SecretRow
 from gateway.timeutil import iso
 
@@ -46,10 +48,13 @@ class CallStore:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        writes: GroupCommit,
         webhook_targets: WebhookTargets,
         on_event: Callable[[], None] | None = None,
     ) -> None:
+        # Reads use the async sessions; writes go through the group commit.
         self._sessions = sessions
+        self._writes = writes
         self._targets = webhook_targets
         # Called after a transaction with a new event committed (wakes the webhook sender).
         self.on_event = on_event
@@ -57,10 +62,14 @@ class CallStore:
     async def insert(self, call: Call) -> Call:
         """Store a new call and its `call.initiated` event."""
         call.event_seq = 1
-        async with self._sessions.begin() as s:
-            s.add(CallRow(**_columns({f.name: getattr(call, f.name) for f in fields(Call)})))
-            await s.flush()
-            await self._add_event(s, call, EVENT_TYPE[call.status], call.created_at)
+        row = _columns({f.name: getattr(call, f.name) for f in fields(Call)})
+
+        def write(s: Session) -> None:
+            s.add(CallRow(**row))
+            s.flush()
+            self._add_event(s, call, EVENT_TYPE[call.status], call.created_at)
+
+        await self._writes.run(write)
         self._notify()
         return call
 
@@ -116,38 +125,52 @@ class CallStore:
             values[_STAMP[to]] = now
         if to.terminal:
             values["ended_at"] = now
-        async with self._sessions.begin() as s:
-            stmt = (
-                update(CallRow)
-                .where(CallRow.id == call_id, CallRow.status.in_([str(x) for x in sources_of(to)]))
-                .values(**values)
-                .returning(CallRow)
-            )
-            row = (await s.execute(stmt)).scalar_one_or_none()
+        stmt = (
+            update(CallRow)
+            .where(CallRow.id == call_id, CallRow.status.in_([str(x) for x in sources_of(to)]))
+            .values(**values)
+            .returning(CallRow)
+        )
+
+        def write(s: Session) -> Call | None:
+            row = s.execute(stmt).scalar_one_or_none()
             if row is None:
                 return None
             call = _row_to_call(row)
-            await self._add_event(s, call, EVENT_TYPE[to], now)
-        self._notify()
+            self._add_event(s, call, EVENT_TYPE[to], now)
+            return call
+
+        call = await self._writes.run(write)
+        if call is not None:
+            self._notify()
         return call
 
     async def update(self, call_id: str, **changes: Any) -> None:
         """Change fields that are not a status (SIP Call-ID, agent summary, media stats...)."""
-        async with self._sessions.begin() as s:
-            await s.execute(update(CallRow).where(CallRow.id == call_id).values(**_columns(changes)))
+        stmt = update(CallRow).where(CallRow.id == call_id).values(**_columns(changes))
+
+        def write(s: Session) -> None:
+            s.execute(stmt)
+
+        await self._writes.run(write)
 
     async def add_event(self, call_id: str, event_type: str, now: datetime, **changes: Any) -> Call | None:
         """Record an event that is not a status change (e.g. call.recording_ready), with optional field changes."""
         values = _columns(changes)
         values["event_seq"] = CallRow.event_seq + 1
-        async with self._sessions.begin() as s:
-            stmt = update(CallRow).where(CallRow.id == call_id).values(**values).returning(CallRow)
-            row = (await s.execute(stmt)).scalar_one_or_none()
+        stmt = update(CallRow).where(CallRow.id == call_id).values(**values).returning(CallRow)
+
+        def write(s: Session) -> Call | None:
+            row = s.execute(stmt).scalar_one_or_none()
             if row is None:
                 return None
             call = _row_to_call(row)
-            await self._add_event(s, call, event_type, now)
-        self._notify()
+            self._add_event(s, call, event_type, now)
+            return call
+
+        call = await self._writes.run(write)
+        if call is not None:
+            self._notify()
         return call
 
     async def active(self, node_id: str | None = None) -> list[Call]:
@@ -186,7 +209,7 @@ class CallStore:
         if self.on_event is not None:
             self.on_event()
 
-    async def _add_event(self, s: AsyncSession, call: Call, event_type: str, now: datetime) -> None:
+    def _add_event(self, s: Session, call: Call, event_type: str, now: datetime) -> None:
         event_id = new_event_id()
         payload = {"id": event_id, "type": event_type, "created_at": iso(now), "data": call_view(call)}
         s.add(
@@ -200,7 +223,7 @@ class CallStore:
                 payload=payload,
             )
         )
-        await s.flush()
+        s.flush()
         for url in dict.fromkeys(self._targets(call)):
             s.add(
                 DeliveryRow(

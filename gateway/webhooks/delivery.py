@@ -23,9 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 
 from gateway import metrics
 from gateway.config import Settings
+from gateway.store.commit import GroupCommit
 from gateway.store.models import DeliveryRow, EventRow
 from gateway.timeutil import utcnow
 from gateway.webhooks.signing import sign
@@ -52,11 +55,13 @@ class WebhookDispatcher:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        writes: GroupCommit,
         settings: Settings,
         recording_url: RecordingUrl | None = None,
         poll_interval: float = 1.0,
     ) -> None:
         self._sessions = sessions
+        self._writes = writes
         self._settings = settings
         self.recording_url = recording_url
         self._poll = poll_interval
@@ -114,33 +119,33 @@ class WebhookDispatcher:
         return len(rows)
 
     async def _claim(self, now: datetime) -> list[tuple[DeliveryRow, EventRow]]:
-        async with self._sessions.begin() as s:
-            head = (
-                select(DeliveryRow.call_id, DeliveryRow.url, func.min(DeliveryRow.seq).label("seq"))
-                .where(DeliveryRow.state == "pending")
-                .group_by(DeliveryRow.call_id, DeliveryRow.url)
-                .subquery()
+        head = (
+            select(DeliveryRow.call_id, DeliveryRow.url, func.min(DeliveryRow.seq).label("seq"))
+            .where(DeliveryRow.state == "pending")
+            .group_by(DeliveryRow.call_id, DeliveryRow.url)
+            .subquery()
+        )
+        stmt = (
+            select(DeliveryRow, EventRow)
+            .join(EventRow, EventRow.id == DeliveryRow.event_id)
+            .join(
+                head,
+                and_(head.c.call_id == DeliveryRow.call_id, head.c.url == DeliveryRow.url, head.c.seq == DeliveryRow.seq),
             )
-            stmt = (
-                select(DeliveryRow, EventRow)
-                .join(EventRow, EventRow.id == DeliveryRow.event_id)
-                .join(
-                    head,
-                    and_(head.c.call_id == DeliveryRow.call_id, head.c.url == DeliveryRow.url, head.c.seq == DeliveryRow.seq),
-                )
-                .where(
-                    DeliveryRow.state == "pending",
-                    DeliveryRow.next_attempt_at <= now,
-                    or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
-                )
-                .order_by(DeliveryRow.id)
-                .limit(BATCH)
+            .where(
+                DeliveryRow.state == "pending",
+                DeliveryRow.next_attempt_at <= now,
+                or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
             )
-            rows = [(d, e) for d, e in (await s.execute(stmt)).all()]
+            .order_by(DeliveryRow.id)
+            .limit(BATCH)
+        )
+
+        def claim(s: Session) -> list[tuple[DeliveryRow, EventRow]]:
             claimed: list[tuple[DeliveryRow, EventRow]] = []
-            for delivery, event in rows:
+            for delivery, event in s.execute(stmt).all():
                 # Conditional update: only one node wins each lease.
-                res = await s.execute(
+                res = s.execute(
                     update(DeliveryRow)
                     .where(
                         DeliveryRow.id == delivery.id,
@@ -151,6 +156,8 @@ class WebhookDispatcher:
                 if res.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append((delivery, event))
             return claimed
+
+        return await self._writes.run(claim)
 
     async def _send_chain(self, chain: list[tuple[DeliveryRow, EventRow]]) -> None:
         for delivery, event in chain:
@@ -239,17 +246,16 @@ class WebhookDispatcher:
             self.dead += 1
             metrics.webhook_delivery("dead")
             log.warning("webhook target gone", extra=extra)
-            async with self._sessions.begin() as s:
-                await s.execute(
-                    update(DeliveryRow)
-                    .where(
-                        DeliveryRow.call_id == delivery.call_id,
-                        DeliveryRow.url == delivery.url,
-                        DeliveryRow.state == "pending",
-                        DeliveryRow.id != delivery.id,
-                    )
-                    .values(state="dead", last_error="target answered 410 Gone earlier")
+            await self._execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.call_id == delivery.call_id,
+                    DeliveryRow.url == delivery.url,
+                    DeliveryRow.state == "pending",
+                    DeliveryRow.id != delivery.id,
                 )
+                .values(state="dead", last_error="target answered 410 Gone earlier")
+            )
         elif attempts >= len(schedule):
             values |= {"state": "dead", "last_status": error.status, "last_error": str(error)[:500]}
             self.dead += 1
@@ -265,5 +271,10 @@ class WebhookDispatcher:
             self.failed_attempts += 1
             metrics.webhook_delivery("failed")
             log.info("webhook attempt failed", extra={**extra, "error": str(error), "retry_in": delay})
-        async with self._sessions.begin() as s:
-            await s.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
+        await self._execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
+
+    async def _execute(self, stmt: Executable) -> None:
+        def write(s: Session) -> None:
+            s.execute(stmt)
+
+        await self._writes.run(write)

@@ -28,6 +28,7 @@ from gateway.config import S3Config, Settings
 from gateway.ids import new_call_id
 from gateway.recordings import SIDECAR_SUFFIX, RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
+from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from media.recording import part_path
 from media.storage import LocalStorage, MiB, S3Storage, UploadNotConfirmed
@@ -83,7 +84,9 @@ def settings(tmp: Path, backend: str = "s3", endpoint: str = "http://127.0.0.1:9
 class Db:
     def __init__(self, tmp: Path) -> None:
         self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/calls.db")
-        self.store = CallStore(session_factory(self.engine), lambda c: [])
+        sessions = session_factory(self.engine)
+        self.writes = group_commit(self.engine, sessions)
+        self.store = CallStore(sessions, self.writes, lambda c: [])
 
     async def ended_call(self, status: CallStatus = CallStatus.COMPLETED) -> Call:
         now = datetime.now(UTC)
@@ -106,6 +109,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Db]:
     d = Db(tmp_path)
     await migrate(d.engine)
     yield d
+    await d.writes.close()
     await d.engine.dispose()
 
 

@@ -15,6 +15,7 @@ from gateway.calls.status import CallStatus
 from gateway.config import Settings
 from gateway.ids import new_call_id
 from gateway.store.calls import CallStore
+from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
@@ -36,7 +37,8 @@ class Env:
     def __init__(self, tmp: Path) -> None:
         self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/wh.db")
         self.sessions = session_factory(self.engine)
-        self.store = CallStore(self.sessions, lambda c: [c.webhook_url] if c.webhook_url else [])
+        self.writes = group_commit(self.engine, self.sessions)
+        self.store = CallStore(self.sessions, self.writes, lambda c: [c.webhook_url] if c.webhook_url else [])
 
     async def call(self, url: str) -> Call:
         call = Call(id=new_call_id(), account_id="acct_a", to="+14155552671", from_="+12025551234", agent_id=None,
@@ -56,6 +58,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     e = Env(tmp_path)
     await migrate(e.engine)
     yield e
+    await e.writes.close()
     await e.engine.dispose()
 
 
@@ -80,7 +83,7 @@ async def _drain(d: WebhookDispatcher, until, timeout: float = 10.0) -> None:  #
 async def test_signed_events_arrive_in_order(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     await env.lifecycle(call)
-    d = WebhookDispatcher(env.sessions, _settings())
+    d = WebhookDispatcher(env.sessions, env.writes, _settings())
     await _drain(d, lambda: len(receiver.received) == 4)
     await d.stop()
     types = [r.json["type"] for r in receiver.received]
@@ -104,7 +107,7 @@ async def test_receiver_down_then_up_gets_everything_in_order_with_same_ids(env:
     for c in calls:
         await env.lifecycle(c)
     receiver.status = 503
-    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 6)
     failed_ids = {r.json["id"] for r in receiver.received}
     receiver.status = 200
@@ -123,7 +126,7 @@ async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     await env.lifecycle(call)
     receiver.status = 410
-    d = WebhookDispatcher(env.sessions, _settings())
+    d = WebhookDispatcher(env.sessions, env.writes, _settings())
     await _drain(d, lambda: len(receiver.received) >= 1)
     for _ in range(5):
         await d.run_once()
@@ -135,7 +138,7 @@ async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
 async def test_dead_letter_after_schedule(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     receiver.status = 500
-    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1, 0.1]))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 3)
     for _ in range(5):
         await d.run_once()
@@ -150,7 +153,7 @@ async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -
     await env.call(receiver.url)
     receiver.status = 302
     receiver.redirect_to = f"http://127.0.0.1:{receiver.port}/elsewhere"
-    d = WebhookDispatcher(env.sessions, _settings(schedule=[0, 0.1]))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 2)
     await d.stop()
     assert all(r.path == "/hooks" for r in receiver.received)
@@ -158,7 +161,7 @@ async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -
 
 async def test_private_target_refused_at_delivery(env: Env, receiver: WebhookReceiver) -> None:
     await env.call(receiver.url)  # stored while private targets were allowed, then the switch is off
-    d = WebhookDispatcher(env.sessions, _settings(allow_private=False, schedule=[0, 0.1]))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1]))
     for _ in range(4):
         await d.run_once()
         await asyncio.sleep(0.12)
@@ -171,7 +174,7 @@ async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookR
     call = await env.call(receiver.url)
     await env.lifecycle(call)
     # A "previous process" never got to send anything; a new dispatcher on the same database does.
-    d = WebhookDispatcher(env.sessions, _settings())
+    d = WebhookDispatcher(env.sessions, env.writes, _settings())
     await _drain(d, lambda: len(receiver.received) == 4)
     await d.stop()
     assert len({r.json["id"] for r in receiver.received}) == 4

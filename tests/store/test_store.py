@@ -17,6 +17,7 @@ from gateway.calls.status import CallStatus
 from gateway.config import Settings
 from gateway.ids import new_call_id
 from gateway.store.calls import CallStore
+from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from tests.conftest import base_config, open_client
 from tests.support.postgres import PostgresServer
@@ -44,7 +45,10 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def store(db_url: str) -> AsyncIterator[CallStore]:
     engine = create_engine(db_url)
     await migrate(engine)
-    yield CallStore(session_factory(engine), lambda call: [call.webhook_url] if call.webhook_url else [])
+    sessions = session_factory(engine)
+    writes = group_commit(engine, sessions)
+    yield CallStore(sessions, writes, lambda call: [call.webhook_url] if call.webhook_url else [])
+    await writes.close()
     await engine.dispose()
 
 
