@@ -17,7 +17,15 @@ metric                                type       recorded by
 ``orbit_webhook_deliveries_total``    counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead
 ``orbit_recording_uploads_total``     counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
 ``orbit_media_clock_lateness_ms``     histogram  :func:`clock_lateness`: how late each media tick ran
+``orbit_playout_frames_total{outcome}``  counter  :func:`watch_playout`: caller audio frames by playout outcome
 ====================================  =========  ==========================================================
+
+``orbit_playout_frames_total`` is read when scraped from every call's jitter buffer (live
+calls included), so a drop shows up the moment it happens: ``played`` (audio as received),
+``concealed`` (a lost frame replaced by the previous one, faded), ``dropped`` (received audio
+discarded to cut delay or on overflow), ``late`` (arrived after its slot was played),
+``underrun`` (silence: nothing left to conceal with), ``inserted`` (a frame held back to
+grow the delay).
 
 The process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
 open file descriptors...) and the Python GC collector are registered as well.
@@ -31,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 from fastapi import APIRouter
@@ -43,6 +51,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
@@ -56,6 +65,7 @@ __all__ = [
     "JITTER_BUCKETS_MS",
     "LOSS_RATIO_BUCKETS",
     "METRICS",
+    "PLAYOUT_OUTCOMES",
     "RECORDING_RESULTS",
     "WEBHOOK_RESULTS",
     "GatewayMetrics",
@@ -93,6 +103,36 @@ def _number(value: object) -> float | None:
     if math.isnan(f) or math.isinf(f) or f < 0:
         return None
     return f
+
+
+PLAYOUT_OUTCOMES: Final = ("played", "concealed", "dropped", "late", "underrun", "inserted")
+PlayoutSource = Callable[[], Mapping[str, int]]
+
+
+class _PlayoutCollector:
+    """``orbit_playout_frames_total``, summed from the live jitter buffers when scraped: a
+    counter kept in step on every tick of every call would cost the media path."""
+
+    _NAME = "orbit_playout_frames"
+    _DOC = "Caller audio frames by playout outcome (jitter buffer), live calls included"
+
+    def __init__(self) -> None:
+        self.source: PlayoutSource | None = None
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self._NAME, self._DOC, labels=["outcome"])
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(self._NAME, self._DOC, labels=["outcome"])
+        totals: Mapping[str, int] = {}
+        if self.source is not None:
+            try:
+                totals = self.source()
+            except Exception:  # a scrape must never fail because of one source
+                log.exception("metrics: playout source failed")
+        for outcome in PLAYOUT_OUTCOMES:
+            family.add_metric([outcome], float(totals.get(outcome, 0)))
+        yield family
 
 
 class GatewayMetrics:
@@ -161,6 +201,8 @@ class GatewayMetrics:
             self.webhook_deliveries_total.labels(result=result)
         for result in RECORDING_RESULTS:
             self.recording_uploads_total.labels(result=result)
+        self._playout = _PlayoutCollector()
+        r.register(self._playout)
         if process_metrics:
             ProcessCollector(registry=r)
             GCCollector(registry=r)
@@ -227,6 +269,11 @@ class GatewayMetrics:
         if value is not None:
             self.media_clock_lateness_ms.observe(value)
 
+    def watch_playout(self, source: PlayoutSource | None) -> None:
+        """Serve ``orbit_playout_frames_total`` from `source`: outcome -> frames so far, a total
+        that never decreases (ended calls stay counted)."""
+        self._playout.source = source
+
     # --- agent, webhooks, recordings ------------------------------------------------------------
 
     def agent_connected(self, seconds: float) -> None:
@@ -278,6 +325,10 @@ def media_stats(stats: object) -> None:
 
 def clock_lateness(lateness_ms: float) -> None:
     METRICS.clock_lateness(lateness_ms)
+
+
+def watch_playout(source: PlayoutSource | None) -> None:
+    METRICS.watch_playout(source)
 
 
 def agent_connected(seconds: float) -> None:

@@ -54,7 +54,7 @@ from gateway.sip.sdp import NegotiatedMedia
 from media import g711
 from media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, event_for_digit
 from media.endpoint import MediaPortBusy, RtpEndpoint
-from media.jitterbuffer import FrameKind, JitterBuffer
+from media.jitterbuffer import FrameKind, JitterBuffer, JitterBufferStats
 from media.rtcp import (
     Bye,
     ReceiverReport,
@@ -580,6 +580,11 @@ class MediaSession:
         n = self._callback_errors
         if n == 1 or n % 1000 == 0:
             log.exception("media %s callback failed for call %s (%d errors)", what, self.call_id, n)
+
+    @property
+    def jitter_buffer_stats(self) -> JitterBufferStats:
+        """The jitter buffer's live counters (cheap: for metrics read at any time)."""
+        return self._jb.stats
 
     def stats(self) -> dict[str, object]:
         st = self._stats

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from gateway import metrics
@@ -37,6 +38,7 @@ from gateway.sip.useragent import (
 )
 from media.clock import MediaClock
 from media.endpoint import MediaPortBusy
+from media.jitterbuffer import JitterBufferStats
 from media.ports import PortPool, PortsExhausted
 from media.resample import FrameResamplers
 
@@ -65,6 +67,8 @@ class SipDialer:
         self.recordings: RecordingUploader | None = None
         self._trusted: set[str] = set()
         self._trunk_addr: dict[str, str] = {}
+        # Playout counters of the calls whose legs are gone (live ones are read from their sessions).
+        self._playout_done: Counter[str] = Counter()
 
     # --- CallBackend -----------------------------------------------------------------------
 
@@ -83,6 +87,7 @@ class SipDialer:
         self._stack = SipStack(config, sip.host, self._on_call_event)
         await self._stack.start()
         self._clock.start()
+        metrics.watch_playout(self.playout_frames)
 
     async def stop(self) -> None:
         if self._pump is not None:
@@ -241,7 +246,16 @@ class SipDialer:
     def _leg_done(self, leg: CallLeg) -> None:
         self._release_port(leg)
         self._release_slot(leg)
-        self._legs.pop(leg.call.id, None)
+        if self._legs.pop(leg.call.id, None) is not None and leg.session is not None:
+            _add_playout(self._playout_done, leg.session.jitter_buffer_stats)
+
+    def playout_frames(self) -> dict[str, int]:
+        """Caller audio frames by playout outcome, over every call this process carried."""
+        totals = Counter(self._playout_done)
+        for leg in self._legs.values():
+            if leg.session is not None:
+                _add_playout(totals, leg.session.jitter_buffer_stats)
+        return dict(totals)
 
     def _release_port(self, leg: CallLeg) -> None:
         if leg.rtp_port is not None and not leg.port_released:
@@ -314,3 +328,12 @@ class SipDialer:
 
 def _host_for_uri(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _add_playout(totals: Counter[str], jb: JitterBufferStats) -> None:
+    totals["played"] += jb.played
+    totals["concealed"] += jb.concealed
+    totals["dropped"] += jb.dropped
+    totals["late"] += jb.late
+    totals["underrun"] += jb.underruns
+    totals["inserted"] += jb.inserted

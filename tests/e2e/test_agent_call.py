@@ -62,6 +62,7 @@ async def test_agent_call_recorded_uploaded_and_webhooked(tmp_path: Path, protoc
                 call = await gw.create(agent_id="agt_echo", record=True, webhook_url=receiver.url)
                 await gw.wait_status(call["id"], "in_progress", timeout=15)
                 await asyncio.sleep(3.0)
+                live = await gw.playout()
                 r = await gw.hangup(call["id"])
                 assert r.json()["data"]["status"] == "completed", r.text
                 done = await _wait_recording(gw, call["id"])
@@ -72,6 +73,7 @@ async def test_agent_call_recorded_uploaded_and_webhooked(tmp_path: Path, protoc
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline and len(receiver.received) < 5:
                     await asyncio.sleep(0.1)
+                after = await gw.playout()
             heard_path = phone.recording("dec", timeout=10)
     finally:
         moto.stop()
@@ -84,6 +86,11 @@ async def test_agent_call_recorded_uploaded_and_webhooked(tmp_path: Path, protoc
     assert summary["protocol"] == protocol and summary["agent_id"] == "agt_echo"
     assert summary["caller_audio_ms"] > 1000 and summary["agent_audio_ms"] > 1000
     assert done["media_stats"]["packets_in"] > 50 and done["media_stats"]["packets_out"] > 50
+    # /metrics counts the live call's playout as it happens, and keeps it after the call.
+    played = done["media_stats"]["jitter_buffer"]["played"]
+    assert live["played"] > 50 and live["played"] <= after["played"]
+    assert abs(after["played"] - played) <= 2, (after, played)
+    assert after["dropped"] == done["media_stats"]["jitter_buffer"]["dropped"]
 
     # The recording fetched through recording_url is the uploaded object, byte for byte.
     assert wav == stored

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import Settings
 from gateway.runtime import create_app
@@ -39,6 +40,17 @@ class Gw:
 
     async def hangup(self, call_id: str) -> httpx.Response:
         return await self.http.post(f"/v1/voice/calls/{call_id}/hangup", headers={"X-API-Key": KEY})
+
+    async def playout(self) -> dict[str, float]:
+        """``orbit_playout_frames_total`` from GET /metrics, by outcome."""
+        r = await self.http.get("/metrics")
+        assert r.status_code == 200, r.text
+        return {
+            s.labels["outcome"]: s.value
+            for family in text_string_to_metric_families(r.text)
+            for s in family.samples
+            if s.name == "orbit_playout_frames_total"
+        }
 
     async def wait_status(self, call_id: str, *statuses: str, timeout: float = 15.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

@@ -55,6 +55,9 @@ def test_bench_smoke_run_measures(tmp_path: Path) -> None:
     assert media["inbound_rtp_to_agent_ms"]["count"] > 0, media
     assert media["rtp_from_gateway"]["grid_deviation_ms"]["count"] > 0, media
     assert calls["media_stats_calls"] == 3, calls
+    # The gateways' live playout counters were read around the hold window: 3 calls played audio in it.
+    window = step["playout_window"]
+    assert window is not None and window["played"] > 0, step
 
     setup = result["setup"]
     assert setup["calls"] == 3 and setup["succeeded"] == 3, setup

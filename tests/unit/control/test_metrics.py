@@ -55,6 +55,8 @@ async def test_fresh_registry_exposes_every_metric_at_zero() -> None:
     ):
         assert value(s, name + "_count") == 0
         assert value(s, name + "_bucket", le="+Inf") == 0
+    for outcome in ("played", "concealed", "dropped", "late", "underrun", "inserted"):
+        assert value(s, "orbit_playout_frames_total", outcome=outcome) == 0
     # No SIP response seen yet: no series.
     assert not [k for k in s if k[0] == "orbit_sip_responses_total"]
 
@@ -145,6 +147,33 @@ async def test_agent_webhooks_recordings_and_clock() -> None:
     assert value(s, "orbit_media_clock_lateness_ms_bucket", le="5.0") == 3
     assert value(s, "orbit_media_clock_lateness_ms_bucket", le="50.0") == 4
     assert value(s, "orbit_media_clock_lateness_ms_bucket", le="+Inf") == 5
+
+
+async def test_playout_frames_are_read_from_the_source_when_scraped() -> None:
+    m = GatewayMetrics(process_metrics=False)
+    totals = {"played": 500, "dropped": 2}
+    m.watch_playout(lambda: totals)
+    _, s = await scrape(m)
+    assert value(s, "orbit_playout_frames_total", outcome="played") == 500
+    assert value(s, "orbit_playout_frames_total", outcome="dropped") == 2
+    assert value(s, "orbit_playout_frames_total", outcome="concealed") == 0
+    totals["played"] = 550  # a live call played on: the next scrape sees it
+    _, s = await scrape(m)
+    assert value(s, "orbit_playout_frames_total", outcome="played") == 550
+
+
+async def test_a_failing_playout_source_does_not_break_the_scrape() -> None:
+    m = GatewayMetrics(process_metrics=False)
+
+    def broken() -> dict[str, int]:
+        raise RuntimeError("boom")
+
+    m.watch_playout(broken)
+    m.call_started("call_a")
+    r, s = await scrape(m)
+    assert r.status_code == 200
+    assert value(s, "orbit_active_calls") == 1
+    assert value(s, "orbit_playout_frames_total", outcome="played") == 0
 
 
 async def test_registries_are_separate_and_not_the_global_default() -> None:
