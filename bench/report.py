@@ -127,6 +127,25 @@ def gateway_counters_table(result: dict[str, Any]) -> list[str]:
     return rows
 
 
+def hangup_table(result: dict[str, Any]) -> list[str]:
+    rows = [
+        "| phase | calls hung up | took s | played / late / dropped / concealed | clock ticks | clock lateness p50 / p99 / p99.9 (<= ms) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in result.get("phases", []):
+        h = p.get("hangup")
+        if not h:
+            continue
+        w = h.get("playout") or {}
+        cl = h.get("clock_lateness_ms") or {}
+        rows.append(
+            f"| {p['name']} | {p.get('created', 0)} | {_f(h.get('seconds'))} | "
+            f"{_f(w.get('played'))} / {_f(w.get('late'))} / {_f(w.get('dropped'))} / {_f(w.get('concealed'))} | "
+            f"{_f(cl.get('ticks'))} | {_f(cl.get('p50_le'))} / {_f(cl.get('p99_le'))} / {_f(cl.get('p99_9_le'))} |"
+        )
+    return rows
+
+
 def setup_lines(result: dict[str, Any]) -> list[str]:
     s = result.get("setup")
     if not s:
@@ -213,6 +232,9 @@ def markdown(result: dict[str, Any]) -> str:
         *latency_table(result), "",
         "The gateway's own counters (GET /v1/voice/calls/{id} after each call):", "",
         *gateway_counters_table(result), "",
+        "Mass hang-up after each step (every call hung up through the API, 32 requests in flight), "
+        "as the calls still up saw it:", "",
+        *hangup_table(result), "",
         "Call set-up:", "",
         *setup_lines(result), "",
         "Soak:", "",

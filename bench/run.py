@@ -523,8 +523,14 @@ class Bench:
         window = (before["wall_ns"], after["wall_ns"])
         prof = await self.profile(name) if profile else {}
         log(f"{name}: hanging up")
+        metrics_hangup = await self.metrics_text()
+        playout_hangup = await self.playout_now()
+        t_hangup = time.monotonic()
         await self.teardown(created, active_before)
+        hangup_s = time.monotonic() - t_hangup
         await asyncio.sleep(1.0)
+        metrics_done = await self.metrics_text()
+        playout_done = await self.playout_now()
         gw_after = [procstat.sample(self.procs[name].pid) for name in self.gateway_names() if name in self.procs]
         g = usage["cpu"].get("gateway", {})
         cpu = g.get("cpu_core")
@@ -555,6 +561,10 @@ class Bench:
             "gateway_processes": len(self.http_ports),
             "clock_lateness_ms": clock_lateness(metrics_before, metrics_after),
             "playout_window": playout_delta(playout_before, playout_after),
+            # Every call hung up at once (32 requests in flight): what the calls still up went through.
+            "hangup": {"seconds": round(hangup_s, 1),
+                       "clock_lateness_ms": clock_lateness(metrics_hangup, metrics_done),
+                       "playout": playout_delta(playout_hangup, playout_done)},
             "gateway_calls": analysis.aggregate_calls([p.view for p in created if p.view]),
             "probes": [p.number for p in created if p.probe],
             "profile": prof,

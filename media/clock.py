@@ -21,7 +21,9 @@ smallest) whose ticks are ``frame / n`` apart: every participant still ticks onc
 per frame on its own fixed grid, but the work, and the packets every call sends
 at its tick, no longer arrive in one burst (which the far ends echo back as one
 burst). Stats and lateness then count those sub-ticks; ``tick_index`` stays the
-frame number.
+frame number. Sub-ticks that are already due when one ends (the loop was busy) run
+right away in the same callback, so the clock catches up instead of queueing each
+behind a whole loop iteration of other work.
 
 Work that is cheaper done for all calls at once (resampling) is batched: a tick
 first calls ``prepare(now)`` on the participants that have one, then every
@@ -238,7 +240,28 @@ class MediaClock:
         if now < deadline - _EARLY_TOLERANCE_S:
             self._handle = loop.call_later(deadline - now, self._on_timer)
             return
-        lateness = now - deadline
+        # Sub-ticks already due run here, one after the other, up to one frame's worth.
+        # Re-armed for "now" instead, each would wait behind a whole loop iteration of
+        # other callbacks: when the loop is busy (a burst of hang-ups, say) the clock
+        # would fall behind and stay behind, and the calls' audio would pay for work
+        # that can wait.
+        for _ in range(self.phases):
+            index = self._tick(index, now)
+            if self._handle is None:  # a participant stopped the clock
+                return
+            index += 1
+            now = time.monotonic()
+            deadline = self._t0 + index * period
+            if now < deadline:
+                break
+        self._next_index = index
+        self._handle = loop.call_later(max(0.0, deadline - now), self._on_timer)
+
+    def _tick(self, index: int, now: float) -> int:
+        """Run the sub-tick due at ``index`` (or a later one, if a whole frame was missed);
+        returns the index that ran."""
+        period = self._period
+        lateness = now - (self._t0 + index * period)
         st = self.stats
         if lateness >= period * self.phases:
             # A whole frame behind: skip, so that no participant sends two frames at once.
@@ -267,14 +290,10 @@ class MediaClock:
                 self._participant_failed(participant)
         self._run_batches()
 
-        # Schedule before recording so a participant that stopped the clock wins.
-        if self._handle is not None:
-            self._next_index = index + 1
-            delay = self._t0 + self._next_index * period - time.monotonic()
-            self._handle = loop.call_later(max(0.0, delay), self._on_timer)
         st.record(max(0.0, lateness) * 1000.0, (time.monotonic() - now) * 1000.0)
         if self._on_lateness is not None:
             self._on_lateness(max(0.0, lateness) * 1000.0)
+        return index
 
     def _run_batches(self) -> None:
         for run in self._batches:

@@ -197,3 +197,43 @@ async def test_phases_spread_participants_over_the_frame() -> None:
     assert len(batches) == clock.stats.ticks  # no prepare phase here: one batch run per sub-tick
     with pytest.raises(ValueError):
         MediaClock(phases=0)
+
+
+async def test_due_sub_ticks_run_before_other_ready_callbacks() -> None:
+    """After a stall, the sub-ticks already due run back to back, not each behind a loop
+    iteration of other work: a busy control plane must not push the calls' audio back."""
+    clock = MediaClock(phases=4)
+    events: list[str] = []
+
+    class Member:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def tick(self, now: float, tick_index: int) -> None:
+            events.append(self.name)
+            if self.name == "g0" and tick_index == 5:
+                time.sleep(0.012)  # a test-only stall: the next two sub-ticks become due
+
+    for g in range(4):
+        clock.add(Member(f"g{g}"))
+    loop = asyncio.get_running_loop()
+    stop = False
+
+    def other_work() -> None:  # always another ready callback, as under a burst of requests
+        events.append("other")
+        if not stop:
+            loop.call_soon(other_work)
+
+    clock.start()
+    loop.call_soon(other_work)
+    await asyncio.sleep(0.2)
+    stop = True
+    await clock.stop()
+
+    ticks_only = [e for e in events if e != "other"]
+    assert ticks_only[:4] == ["g0", "g1", "g2", "g3"]  # each group once per frame, in turn
+    # Find the stalling tick of g0 (its 6th); g1 and g2 were due when it ended: they follow it
+    # at once, with no other callback between.
+    positions = [i for i, e in enumerate(events) if e == "g0"]
+    stalled = positions[5]
+    assert events[stalled + 1 : stalled + 3] == ["g1", "g2"], events[stalled - 3 : stalled + 8]
