@@ -12,7 +12,7 @@ one frame back, so the gateway gets the same audio traffic as from a speaking ag
   quiet ones in what it receives (an onset). The relay does the same on the RTP side.
 
 As soon as `start` arrives it sends one frame of silence (the "first agent audio" the
-gateway reports as answer_to_first_audio_ms). All times are time.time_ns()
+gateway reports as answer_to_first_audio_ms), in place of its reply to the first caller frame. All times are time.time_ns()
 (CLOCK_REALTIME), comparable with the relay's kernel timestamps.
 
 Writes, under --out:
@@ -168,8 +168,14 @@ class AgentConnection(asyncio.Protocol):
         self.agent.frames_in += 1
         if n == 1:
             self.record["first_frame_ns"] = time.time_ns()
+        # The frame sent on `start` stands in for the reply to the first caller frame: one frame
+        # out per frame in, so the agent never runs a frame ahead of the caller. (With both,
+        # whenever that first frame reached the gateway before playout began, every later
+        # frame waited one tick in the playout queue, which plays agent audio in order.)
+        reply = n > 1
         if not self.probe:
-            self.send_audio(message)
+            if reply:
+                self.send_audio(message)
             return
         now = time.time_ns()
         self.arrivals.append(now)
@@ -182,7 +188,7 @@ class AgentConnection(asyncio.Protocol):
         if n > WARMUP_FRAMES and n % self.agent.period == self.phase:
             self.markers.append(time.time_ns())
             self.send_audio(self.marker)
-        else:
+        elif reply:
             self.send_audio(self.silence)
 
     def on_event(self, event: dict[str, Any]) -> None:
