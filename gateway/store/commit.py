@@ -4,7 +4,7 @@ Under load every call writes a handful of small transactions (created, ringing, 
 ended, recording ready, webhook results). Applied one at a time, each pays a commit and,
 through an async driver, an event-loop round trip per statement; with SQLite they also
 take turns on its single write lock. At 20 new calls/s with 100 calls streaming, those
-round trips through a busy loop, not the database, capped the set-up rate.
+round trips through a busy loop, not the database, made POSTs wait for seconds.
 
 Here a write is a plain function of a synchronous SQLAlchemy `Session`. Writes queue;
 one writer task applies everything queued in one transaction, in the order it was

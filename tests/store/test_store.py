@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
 
 from gateway.calls.model import Call, ListFilters
 from gateway.calls.status import CallStatus
@@ -137,6 +138,29 @@ async def test_racing_transitions_have_one_winner(store: CallStore) -> None:
             assert len(winners) == 1 and final.status is winners[0].status
         events = await store.events(call.id)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_writes_queued_together_commit_together_and_one_bad_write_sinks_no_other(store: CallStore) -> None:
+    taken = await store.insert(_call())
+    fresh = [_call() for _ in range(20)]
+    duplicate = _call(id=taken.id)  # the primary key is taken: this write must fail alone
+    batches = store._writes.batches
+    results = await asyncio.gather(
+        *(store.insert(c) for c in fresh[:10]),
+        store.insert(duplicate),
+        *(store.insert(c) for c in fresh[10:]),
+        return_exceptions=True,
+    )
+    assert store._writes.batches - batches <= 2  # they went in together, and were sorted out there
+    assert isinstance(results[10], IntegrityError), results[10]
+    assert not [r for i, r in enumerate(results) if i != 10 and isinstance(r, BaseException)]
+    for c in fresh:
+        got = await store.get(c.id)
+        assert got is not None and got.to == c.to
+        assert [e.type for e in await store.events(c.id)] == ["call.initiated"]
+    kept = await store.get(taken.id)
+    assert kept is not None and kept.created_at == taken.created_at  # the first insert is untouched
+    assert len(await store.events(taken.id)) == 1
 
 
 async def test_outbox_rows_for_webhook_targets(store: CallStore) -> None:
