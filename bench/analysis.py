@@ -335,7 +335,7 @@ def aggregate_calls(calls: Sequence[dict[str, Any]]) -> dict[str, Any]:
     summed_media = ("packets_in", "packets_out", "packets_lost", "late", "dropped", "duplicates", "concealed",
                     "underruns", "resyncs", "malformed", "dropped_foreign", "send_errors", "callback_errors")
     summed_agent = ("caller_audio_ms", "caller_audio_dropped_ms", "agent_audio_ms", "agent_audio_overflow_ms",
-                    "protocol_violations", "reconnects")
+                    "agent_audio_trimmed_ms", "protocol_violations", "reconnects")
     for call in calls:
         statuses[str(call.get("status"))] = statuses.get(str(call.get("status")), 0) + 1
         cause = str(call.get("hangup_cause"))

@@ -103,8 +103,8 @@ def latency_table(result: dict[str, Any]) -> list[str]:
 
 def gateway_counters_table(result: dict[str, Any]) -> list[str]:
     rows = [
-        "| phase | calls read | final statuses | hold window: played / late / dropped / concealed | whole life: jb late / dropped / concealed | jb target delay ms p50/max | caller audio dropped ms | lost (gw view) | answer -> first agent audio ms p50/p99 | clock lateness p99 (<=) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| phase | calls read | final statuses | hold window: played / late / dropped / concealed | whole life: jb late / dropped / concealed | jb target delay ms p50/max | caller audio dropped ms | agent audio trimmed ms | lost (gw view) | answer -> first agent audio ms p50/p99 | clock lateness p99 (<=) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in result.get("phases", []):
         c = p.get("gateway_calls", {})
@@ -121,7 +121,7 @@ def gateway_counters_table(result: dict[str, Any]) -> list[str]:
                   if w else "not measured")
         rows.append(
             f"| {p['name']} | {c.get('calls', 0)} | {statuses} | {window} | {media} | {_f(jb.get('p50'))} / {_f(jb.get('max'))} | "
-            f"{_f(ag.get('caller_audio_dropped_ms'))} | "
+            f"{_f(ag.get('caller_audio_dropped_ms'))} | {_f(ag.get('agent_audio_trimmed_ms'))} | "
             f"{_f(ms.get('packets_lost'))} | {_f(fa.get('p50'))} / {_f(fa.get('p99'))} | {_f(cl.get('p99_le'))} |"
         )
     return rows

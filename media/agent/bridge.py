@@ -538,6 +538,7 @@ class AgentBridge:
         st.agent_audio_played_bytes = q.played_bytes * _PCM_RATE // self._rate
         st.agent_audio_cleared_bytes = q.cleared_bytes * _PCM_RATE // self._rate
         st.agent_audio_overflow_bytes = q.overflow_bytes * _PCM_RATE // self._rate
+        st.agent_audio_trimmed_bytes = q.trimmed_bytes * _PCM_RATE // self._rate
         return st.as_dict()
 
     # ------------------------------------------------------------------ connect

@@ -28,12 +28,23 @@
       With a hang-up pending, or ``hold=False`` (the caller knows nothing more
       is on its way), it plays at once. Marks reached by the frame are
       appended to ``reached``; the caller drains it with :meth:`pop_reached`.
+    * Standing lead: an agent that streams in real time and once gets a frame
+      to the gateway a tick late (two arrive for the next tick) stays a frame
+      ahead of playout, i.e. 20 ms late, for as long as it talks without a
+      pause. When at every tick of ``trim_window`` ticks at least one whole
+      frame beyond the one taken was queued, but no more than ``trim_max_frames``
+      (a deeper queue is a TTS burst sent ahead on purpose), the next quiet
+      frame (every sample within +-``quiet_level``) with a frame queued behind it
+      is skipped. Speech is never cut, and a lead the agent's jitter needs is
+      kept: one late reply in the window and nothing is trimmed. Counted in
+      ``trimmed_bytes``; marks in a trimmed frame are reached with it.
     * ``clear() -> ClearResult``: barge-in. Drops all queued audio and every
       pending mark (returned in order), reports ``played_ms`` since the previous
       clear/reset and ``dropped_ms``; a pending hang-up becomes due at once.
     * ``reset()``: drop everything silently (a new agent connection).
 
-    Counters: ``played_bytes`` (real audio taken, padding excluded),
+    Counters: ``played_bytes`` (real audio taken, padding and trimmed frames excluded),
+    ``trimmed_bytes``,
     ``cleared_bytes``, ``overflow_bytes``, ``reset_bytes``, ``underruns``
     (ticks that found a partial frame or nothing while audio was expected).
 """
@@ -43,6 +54,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
+
+import numpy as np
 
 __all__ = ["FRAME_BYTES", "ClearResult", "PlayoutQueue"]
 
@@ -66,10 +79,13 @@ class PlayoutQueue:
         "_base",
         "_chunks",
         "_hangup_at",
+        "_lead_min",
+        "_lead_ticks",
         "_marks",
         "_offset",
         "_silence",
         "_stall",
+        "_trim_armed",
         "bytes_per_ms",
         "cleared_bytes",
         "frame_bytes",
@@ -79,9 +95,13 @@ class PlayoutQueue:
         "overflow_bytes",
         "partial_hold_frames",
         "played_bytes",
+        "quiet_level",
         "reached",
         "reset_bytes",
         "tail",
+        "trim_max_frames",
+        "trim_window",
+        "trimmed_bytes",
         "underruns",
     )
 
@@ -92,15 +112,24 @@ class PlayoutQueue:
         bytes_per_ms: int = BYTES_PER_MS,
         max_ms: int = 60_000,
         partial_hold_frames: int = 1,
+        trim_window: int = 50,
+        trim_max_frames: int = 3,
+        quiet_level: int = 64,
     ) -> None:
         if frame_bytes <= 0 or frame_bytes % 2:
             raise ValueError("frame_bytes must be a positive even number")
         if bytes_per_ms <= 0 or max_ms <= 0 or partial_hold_frames < 0:
             raise ValueError("bytes_per_ms and max_ms must be positive, partial_hold_frames >= 0")
+        if trim_window < 0 or trim_max_frames < 1 or quiet_level < 0:
+            raise ValueError("need trim_window >= 0, trim_max_frames >= 1, quiet_level >= 0")
         self.frame_bytes = frame_bytes
         self.bytes_per_ms = bytes_per_ms
         self.max_bytes = max_ms * bytes_per_ms
         self.partial_hold_frames = partial_hold_frames
+        # trim_window 0 turns trimming off.
+        self.trim_window = trim_window
+        self.trim_max_frames = trim_max_frames
+        self.quiet_level = quiet_level
         self._silence = bytes(frame_bytes)
         self._chunks: deque[bytes] = deque()
         self._offset = 0  # read position inside _chunks[0]
@@ -117,6 +146,10 @@ class PlayoutQueue:
         self.overflow_bytes = 0
         self.reset_bytes = 0
         self.underruns = 0
+        self.trimmed_bytes = 0
+        self._lead_min = 0  # least queued at a tick of the current window
+        self._lead_ticks = 0
+        self._trim_armed = False
 
     # ------------------------------------------------------------------ state
 
@@ -182,7 +215,10 @@ class PlayoutQueue:
         if avail >= fb:
             self._stall = 0
             frame = self._take(fb)
+            if self.trim_window:
+                frame = self._trim_lead(avail, frame)
         elif avail > 0:
+            self._lead_gone()
             if hold and self._stall < self.partial_hold_frames and self._hangup_at is None:
                 self._stall += 1
                 self.underruns += 1
@@ -191,11 +227,45 @@ class PlayoutQueue:
             part = self._take(avail)
             frame = part + self._silence[: fb - avail]
         else:
+            self._lead_gone()
             if self._marks or self.hangup_pending:
                 self.underruns += 1
             return None
         self._collect()
         return frame
+
+    def _trim_lead(self, avail: int, frame: bytes) -> bytes:
+        """`frame` was just taken with `avail` bytes queued: play it, or skip it if it is a
+        quiet frame of a standing lead (see the module docstring)."""
+        fb = self.frame_bytes
+        if self._trim_armed:
+            if avail < 2 * fb or self._hangup_at is not None:
+                self._trim_armed = False  # the lead went by itself, or the end is near
+            elif self._quiet(frame):
+                self._trim_armed = False
+                self.trimmed_bytes += fb
+                self.played_bytes -= fb
+                return self._take(fb)
+            return frame
+        if self._lead_ticks == 0 or avail < self._lead_min:
+            self._lead_min = avail
+        self._lead_ticks += 1
+        if self._lead_ticks >= self.trim_window:
+            least = self._lead_min
+            self._lead_ticks = 0
+            self._trim_armed = 2 * fb <= least <= (self.trim_max_frames + 1) * fb
+        return frame
+
+    def _lead_gone(self) -> None:
+        self._lead_ticks = 0
+        self._trim_armed = False
+
+    def _quiet(self, frame: bytes) -> bool:
+        if frame == self._silence:
+            return True
+        samples = np.frombuffer(frame, dtype="<i2")
+        level = self.quiet_level
+        return bool(samples.max() <= level and samples.min() >= -level)
 
     def _take(self, n: int) -> bytes:
         chunk = self._chunks[0]
@@ -256,6 +326,7 @@ class PlayoutQueue:
         self.hangup_due = False
 
     def _drop_all(self) -> None:
+        self._lead_gone()
         self._chunks.clear()
         self._offset = 0
         self._marks.clear()

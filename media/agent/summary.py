@@ -31,6 +31,7 @@ class AgentSessionStats:
     agent_audio_played_bytes: int = 0
     agent_audio_cleared_bytes: int = 0
     agent_audio_overflow_bytes: int = 0
+    agent_audio_trimmed_bytes: int = 0
     interruptions: int = 0
     marks_played: int = 0
     marks_cleared: int = 0
@@ -64,6 +65,7 @@ class AgentSessionStats:
             "agent_audio_ms": round(self.agent_audio_played_bytes / 16),
             "agent_audio_cleared_ms": round(self.agent_audio_cleared_bytes / 16),
             "agent_audio_overflow_ms": round(self.agent_audio_overflow_bytes / 16),
+            "agent_audio_trimmed_ms": round(self.agent_audio_trimmed_bytes / 16),
             "interruptions": self.interruptions,
             "marks": {"played": self.marks_played, "cleared": self.marks_cleared},
             "dtmf_received": self.dtmf_received,

@@ -344,3 +344,30 @@ async def test_a_slow_agent_costs_dropped_frames_not_memory() -> None:
         assert bridge._sock is not None and bridge._sock.write_buffer_size() < 200_000
         peer.ws.transport.resume_reading()
         await bridge.stop("remote_hangup")
+
+
+@pytest.mark.parametrize("speaking", [False, True], ids=["silence", "speech"])
+async def test_a_standing_lead_is_trimmed_in_silence_not_in_speech(speaking: bool) -> None:
+    """A real-time agent one frame ahead (it once got a frame in late) is brought back in step
+    within about a second of quiet audio; speech is played whole, lead and all."""
+    async with AgentServer() as server:
+        calls = Calls()
+        bridge, peer = await started(server, calls, sample_rate=16000)
+        tick = MediaTick(bridge, interval=0.02)
+        frame = tone(600, 16000, 20) if speaking else bytes(640)
+        await peer.send(frame)  # the frame ahead
+        await until(lambda: bridge.playout_queued_ms >= 20)
+        queued_before_tick = []
+        for _ in range(120):
+            before = bridge.playout_queued_ms
+            await peer.send(frame)
+            await until(lambda b=before: bridge.playout_queued_ms >= b + 20)
+            queued_before_tick.append(bridge.playout_queued_ms)
+            tick.tick()
+        trimmed = bridge.summary()["agent_audio_trimmed_ms"]
+        if speaking:
+            assert trimmed == 0 and queued_before_tick[-1] == 40
+        else:
+            assert trimmed == 20
+            assert queued_before_tick[:50] == [40] * 50 and queued_before_tick[-50:] == [20] * 50
+        await bridge.stop("api_hangup")

@@ -210,3 +210,96 @@ def test_reset_drops_everything_silently() -> None:
 def test_rejects_bad_parameters(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         PlayoutQueue(**bad)
+
+
+SILENT = bytes(FRAME_BYTES)
+
+
+def loud(n: int = 1) -> bytes:
+    return ramp(n * FRAME_BYTES, 1000)
+
+
+def lead_before_take(q: PlayoutQueue, pushes: list[bytes]) -> list[int]:
+    """One tick per push: the agent's frame arrives, then the tick takes one; returns what
+    was queued (in frames) at each tick."""
+    depths = []
+    for chunk in pushes:
+        q.push_audio(chunk)
+        depths.append(q.available // FRAME_BYTES)
+        q.next_frame()
+    return depths
+
+
+def test_a_standing_lead_is_trimmed_in_silence_once() -> None:
+    q = PlayoutQueue(trim_window=50)
+    q.push_audio(SILENT)  # one reply came a tick late: from now on a frame is queued ahead
+    depths = lead_before_take(q, [SILENT] * 200)
+    assert depths[:50] == [2] * 50
+    assert q.trimmed_bytes == FRAME_BYTES  # one frame cut, then the agent is in step
+    assert depths[-100:] == [1] * 100
+    assert q.played_bytes + q.trimmed_bytes == 201 * FRAME_BYTES
+
+
+def test_speech_is_never_trimmed() -> None:
+    q = PlayoutQueue(trim_window=50)
+    q.push_audio(loud())
+    depths = lead_before_take(q, [loud()] * 200)
+    assert q.trimmed_bytes == 0 and depths[-1] == 2
+
+
+def test_a_quiet_frame_within_the_level_is_trimmed_but_not_above_it() -> None:
+    near_silence = (b"\x10\x00\xf0\xff") * (FRAME_BYTES // 4)  # +-16
+    q = PlayoutQueue(trim_window=10, quiet_level=16)
+    q.push_audio(near_silence)
+    lead_before_take(q, [near_silence] * 40)
+    assert q.trimmed_bytes == FRAME_BYTES
+    q = PlayoutQueue(trim_window=10, quiet_level=15)
+    q.push_audio(near_silence)
+    lead_before_take(q, [near_silence] * 40)
+    assert q.trimmed_bytes == 0
+
+
+def test_a_lead_the_agents_jitter_needs_is_kept() -> None:
+    # Replies bunch up: sometimes none arrives for a tick, then two. The queue dips to one frame
+    # at those ticks, so the lead is in use and nothing is trimmed.
+    q = PlayoutQueue(trim_window=50)
+    q.push_audio(SILENT)
+    pushes = []
+    for i in range(300):
+        pushes.append(b"" if i % 20 == 7 else SILENT * 2 if i % 20 == 8 else SILENT)
+    depths = lead_before_take(q, pushes)
+    assert q.trimmed_bytes == 0
+    assert min(depths) == 1
+
+
+def test_a_burst_sent_ahead_is_not_trimmed() -> None:
+    q = PlayoutQueue(trim_window=50)
+    q.push_audio(SILENT * 150)  # 3 s sent at once, as TTS does
+    frames = drain(q, 160)
+    assert q.trimmed_bytes <= FRAME_BYTES  # at most the tail, once it is within trim_max_frames
+    assert sum(1 for f in frames if f is not None) + q.trimmed_bytes // FRAME_BYTES == 150
+
+
+def test_marks_in_a_trimmed_frame_are_reached_and_a_pending_hangup_stops_trimming() -> None:
+    q = PlayoutQueue(trim_window=5)
+    q.push_audio(SILENT)
+    reached: list[str] = []
+    for i in range(20):
+        q.push_audio(SILENT)
+        q.push_mark(f"m{i}")
+        q.next_frame()
+        reached += q.pop_reached()
+    assert q.trimmed_bytes == FRAME_BYTES
+    assert reached == [f"m{i}" for i in range(len(reached))] and len(reached) >= 19
+    q = PlayoutQueue(trim_window=5)
+    q.push_audio(SILENT * 2)
+    q.request_hangup(lag_bytes=FRAME_BYTES * 40)
+    lead_before_take(q, [SILENT] * 30)
+    assert q.trimmed_bytes == 0
+
+
+def test_trimming_can_be_turned_off() -> None:
+    q = PlayoutQueue(trim_window=0)
+    q.push_audio(SILENT)
+    lead_before_take(q, [SILENT] * 200)
+    assert q.trimmed_bytes == 0
