@@ -46,7 +46,9 @@ class _OneWriterAtATime(async_sessionmaker[AsyncSession]):
     """SQLite has a single writer. Write transactions (``begin()``) that race for its lock
     wait in SQLite's busy handler, which sleeps up to 100 ms a try while holding a pooled
     connection: under load that convoy starved the pool (set-up at 20 calls/s collapsed).
-    Here they queue on an asyncio lock instead and each runs alone; reads do not queue."""
+    Here they queue on an asyncio lock instead and each runs alone; reads do not queue.
+    The busy writers (calls, events, webhook deliveries) go through the group commit
+    (gateway/store/commit.py) instead; what is left here is start-up work."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine, expire_on_commit=False)
