@@ -5,20 +5,20 @@ library's global default one), so several apps or tests in one process do not co
 The module-level :data:`METRICS` is the process's instance; the functions below record
 into it and are safe to call from any code path: they never raise and never block.
 
-====================================  =========  ==========================================================
-metric                                type       recorded by
-====================================  =========  ==========================================================
-``orbit_active_calls``                gauge      :func:`call_started` / :func:`call_ended` (calls not final)
-``orbit_calls_total{status}``         counter    :func:`call_ended`: one per call reaching a final status
-``orbit_sip_responses_total{code}``   counter    :func:`sip_response`: every SIP response received
-``orbit_rtp_packet_loss_ratio``       histogram  :func:`media_stats` at call end: lost / (received + lost)
-``orbit_rtp_jitter_ms``               histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
-``orbit_agent_connect_seconds``       histogram  :func:`agent_connected`: websocket connect + start handshake
-``orbit_webhook_deliveries_total``    counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead
-``orbit_recording_uploads_total``     counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
-``orbit_media_clock_lateness_ms``     histogram  :func:`clock_lateness`: how late each media tick ran
-``orbit_playout_frames_total{outcome}``  counter  :func:`watch_playout`: caller audio frames by playout outcome
-====================================  =========  ==========================================================
+========================================  =========  ==========================================================
+metric                                    type       recorded by
+========================================  =========  ==========================================================
+``orbit_active_calls``                    gauge      :func:`call_started` / :func:`call_ended` (calls not final)
+``orbit_calls_total{status}``             counter    :func:`call_ended`: one per call reaching a final status
+``orbit_sip_responses_total{code}``       counter    :func:`sip_response`: every SIP response received
+``orbit_rtp_packet_loss_ratio``           histogram  :func:`media_stats` at call end: lost / (received + lost)
+``orbit_rtp_jitter_ms``                   histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
+``orbit_agent_connect_seconds``           histogram  :func:`agent_connected`: websocket connect + start handshake
+``orbit_webhook_deliveries_total``        counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead
+``orbit_recording_uploads_total``         counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
+``orbit_media_clock_lateness_ms``         histogram  :func:`clock_lateness`: how late each media tick ran
+``orbit_playout_frames_total{outcome}``   counter    :func:`watch_playout`: caller audio frames by playout outcome
+========================================  =========  ==========================================================
 
 ``orbit_playout_frames_total`` is read when scraped from every call's jitter buffer (live
 calls included), so a drop shows up the moment it happens: ``played`` (audio as received),
