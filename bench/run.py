@@ -137,7 +137,6 @@ class Bench:
         self.gateway_tag = ""
         self.placed: list[Placed] = []
         self.next_index = 1
-        self.api: httpx.AsyncClient | None = None
         self.apis: list[httpx.AsyncClient] = []
         self.started_wall = time.time()
         self.result: dict[str, Any] = {}
@@ -370,27 +369,17 @@ class Bench:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._bounded(calls, get), wait_final + 10)
 
-    async def metrics_text(self) -> str | None:
-        assert self.api is not None
-        try:
-            r = await self.api.get("/metrics")
-        except httpx.HTTPError:
-            return None
-        return r.text if r.status_code == 200 else None
-
-    async def playout_now(self) -> dict[str, float] | None:
-        """Every gateway process's ``orbit_playout_frames_total``, summed by outcome."""
-        total: dict[str, float] = {}
+    async def scrape(self) -> list[str | None]:
+        """Every gateway process's GET /metrics text (None where it could not be read)."""
+        texts: list[str | None] = []
         for api in self.apis:
             try:
                 r = await api.get("/metrics")
             except httpx.HTTPError:
-                return None
-            if r.status_code != 200:
-                return None
-            for outcome, n in playout_counts(r.text).items():
-                total[outcome] = total.get(outcome, 0.0) + n
-        return total
+                texts.append(None)
+                continue
+            texts.append(r.text if r.status_code == 200 else None)
+        return texts
 
     # ------------------------------------------------------------------ agent status
 
@@ -507,13 +496,11 @@ class Bench:
         attempts = 0
         while True:
             attempts += 1
-            metrics_before = await self.metrics_text()
-            playout_before = await self.playout_now()
+            metrics_before = await self.scrape()
             before = self.samples()
             await asyncio.sleep(hold)
             after = self.samples()
-            metrics_after = await self.metrics_text()
-            playout_after = await self.playout_now()
+            metrics_after = await self.scrape()
             usage = self.usage(before, after)
             other = usage.get("other_processes_core")
             if other is None or other <= o.quiet_threshold or attempts > o.quiet_retries:
@@ -523,14 +510,12 @@ class Bench:
         window = (before["wall_ns"], after["wall_ns"])
         prof = await self.profile(name) if profile else {}
         log(f"{name}: hanging up")
-        metrics_hangup = await self.metrics_text()
-        playout_hangup = await self.playout_now()
+        metrics_hangup = await self.scrape()
         t_hangup = time.monotonic()
         await self.teardown(created, active_before)
         hangup_s = time.monotonic() - t_hangup
         await asyncio.sleep(1.0)
-        metrics_done = await self.metrics_text()
-        playout_done = await self.playout_now()
+        metrics_done = await self.scrape()
         gw_after = [procstat.sample(self.procs[name].pid) for name in self.gateway_names() if name in self.procs]
         g = usage["cpu"].get("gateway", {})
         cpu = g.get("cpu_core")
@@ -559,12 +544,12 @@ class Bench:
             "gateway_rss_mb_after_hangup": round(sum(g.rss_bytes for g in gw_after if g) / 1e6, 2)
             if any(gw_after) else None,
             "gateway_processes": len(self.http_ports),
-            "clock_lateness_ms": clock_lateness(metrics_before, metrics_after),
-            "playout_window": playout_delta(playout_before, playout_after),
+            "clock_lateness_ms": clock_lateness(metrics_before[0], metrics_after[0]),
+            "playout_window": playout_delta(playout_sum(metrics_before), playout_sum(metrics_after)),
             # Every call hung up at once (32 requests in flight): what the calls still up went through.
             "hangup": {"seconds": round(hangup_s, 1),
-                       "clock_lateness_ms": clock_lateness(metrics_hangup, metrics_done),
-                       "playout": playout_delta(playout_hangup, playout_done)},
+                       "clock_lateness_ms": clock_lateness(metrics_hangup[0], metrics_done[0]),
+                       "playout": playout_delta(playout_sum(metrics_hangup), playout_sum(metrics_done))},
             "gateway_calls": analysis.aggregate_calls([p.view for p in created if p.view]),
             "probes": [p.number for p in created if p.probe],
             "profile": prof,
@@ -781,7 +766,6 @@ class Bench:
             )
             for port in self.http_ports
         ]
-        self.api = self.apis[0]
         try:
             phases: list[dict[str, Any]] = []
             if o.baseline_calls > 0 and o.baseline_seconds > 0:
@@ -871,12 +855,16 @@ def _json_or_none(path: Path) -> Any:
     return None
 
 
-def playout_counts(text: str) -> dict[str, float]:
+def playout_sum(texts: Sequence[str | None]) -> dict[str, float] | None:
+    """``orbit_playout_frames_total`` summed over the gateway processes, by outcome."""
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("orbit_playout_frames_total{"):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            out[outcome] = float(line.rsplit(" ", 1)[1])
+    for text in texts:
+        if text is None:
+            return None
+        for line in text.splitlines():
+            if line.startswith("orbit_playout_frames_total{"):
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                out[outcome] = out.get(outcome, 0.0) + float(line.rsplit(" ", 1)[1])
     return out
 
 

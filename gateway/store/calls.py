@@ -131,19 +131,7 @@ class CallStore:
             .values(**values)
             .returning(CallRow)
         )
-
-        def write(s: Session) -> Call | None:
-            row = s.execute(stmt).scalar_one_or_none()
-            if row is None:
-                return None
-            call = _row_to_call(row)
-            self._add_event(s, call, EVENT_TYPE[to], now)
-            return call
-
-        call = await self._writes.run(write)
-        if call is not None:
-            self._notify()
-        return call
+        return await self._update_with_event(stmt, EVENT_TYPE[to], now)
 
     async def update(self, call_id: str, **changes: Any) -> None:
         """Change fields that are not a status (SIP Call-ID, agent summary, media stats...)."""
@@ -159,6 +147,11 @@ class CallStore:
         values = _columns(changes)
         values["event_seq"] = CallRow.event_seq + 1
         stmt = update(CallRow).where(CallRow.id == call_id).values(**values).returning(CallRow)
+        return await self._update_with_event(stmt, event_type, now)
+
+    async def _update_with_event(self, stmt: Any, event_type: str, now: datetime) -> Call | None:
+        """Run an UPDATE ... RETURNING of one call and, if it matched, add `event_type` in the
+        same transaction. None when no row matched."""
 
         def write(s: Session) -> Call | None:
             row = s.execute(stmt).scalar_one_or_none()

@@ -134,7 +134,7 @@ def group_commit(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
             # process (a second node on the same file) up to 30 s, off the event loop.
             connect_args={"timeout": 30, "check_same_thread": False},
         )
-        event.listen(sync_engine, "connect", lambda conn, _record: sqlite_pragmas(conn))
+        event.listen(sync_engine, "connect", sqlite_pragmas)
         factory = sessionmaker(sync_engine, expire_on_commit=False)
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
 

@@ -20,7 +20,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_430_112
 
 
-def sqlite_pragmas(dbapi_conn: Any) -> None:
+def sqlite_pragmas(dbapi_conn: Any, _record: Any = None) -> None:
+    """Set on every new SQLite connection (a "connect" event listener)."""
     cur = dbapi_conn.cursor()
     # WAL lets readers go on while a call's status is written; foreign keys for cascades.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -37,7 +38,7 @@ def create_engine(url: str) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
-        event.listen(engine.sync_engine, "connect", lambda conn, _record: sqlite_pragmas(conn))
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
