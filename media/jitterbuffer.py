@@ -36,7 +36,8 @@ How it works
     Each packet's ``offset = arrival - timestamp / clock_rate`` is tracked; the
     minimum over the last ``base_window`` packets is the base (the least-delayed
     path) and ``peak`` is the largest ``offset - base`` over the last ``history``
-    packets. The target delay is ``clamp(peak + frame, min_delay, max_delay)``;
+    packets (both windows move in blocks of 10 packets, so they reach up to 9
+    packets further back). The target delay is ``clamp(peak + frame, min_delay, max_delay)``;
     ``initial_delay_ms`` is a floor for the first ``history`` packets of a stream.
     The slot due at playout time ``t`` is ``(t - base - target) * clock_rate``, and
     ``get`` compares it with its cursor. More than half a frame early, it holds a
@@ -64,6 +65,7 @@ Discontinuities
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from dataclasses import asdict, dataclass
 
@@ -120,6 +122,7 @@ class JitterBufferStats:
 
 
 _WAITING = Frame(FrameKind.SILENCE)
+_BLOCK = 10  # packets per block of the timing windows
 _PLAYED_RING = 128
 
 
@@ -153,6 +156,7 @@ class JitterBuffer:
         self._max_delay = max_delay_ms / 1000.0
         self._initial_delay = min(max(initial_delay_ms / 1000.0, self._min_delay), self._max_delay)
         self._bps = bytes_per_sample
+        self._frame_bytes = self.frame_samples * bytes_per_sample if bytes_per_sample else -1
         self._max_conceal = max_conceal_frames
         self._history = history
         self._base_window = base_window
@@ -187,9 +191,17 @@ class JitterBuffer:
         self._clear_timeline()
 
     def _clear_timeline(self) -> None:
-        self._idx = 0
-        self._base_q: deque[tuple[int, float]] = deque()
-        self._peak_q: deque[tuple[int, float]] = deque()
+        # Windowed minimum of the offsets and maximum of their excess over it, kept per block
+        # of _BLOCK packets: a packet costs two comparisons, a block one min()/max() over the
+        # few block extremes in the window.
+        self._timeline_packets = 0
+        self._in_block = 0
+        self._block_min = math.inf
+        self._block_peak = 0.0
+        self._base_blocks: deque[float] = deque(maxlen=max(1, self._base_window // _BLOCK))
+        self._peak_blocks: deque[float] = deque(maxlen=max(1, self._history // _BLOCK))
+        self._blocks_min = math.inf
+        self._blocks_peak = 0.0
         self._base = 0.0
         self._started = False
         self._consecutive = 0
@@ -223,28 +235,36 @@ class JitterBuffer:
     # ------------------------------------------------------------------ timing
 
     def _push_timing(self, offset: float) -> None:
-        self._idx += 1
-        idx = self._idx
-        bq = self._base_q
-        while bq and bq[-1][1] >= offset:
-            bq.pop()
-        bq.append((idx, offset))
-        while bq[0][0] <= idx - self._base_window:
-            bq.popleft()
-        self._base = bq[0][1]
-        d = offset - self._base
-        pq = self._peak_q
-        while pq and pq[-1][1] <= d:
-            pq.pop()
-        pq.append((idx, d))
-        while pq[0][0] <= idx - self._history:
-            pq.popleft()
+        block_min = self._block_min
+        if offset < block_min:
+            self._block_min = block_min = offset
+        blocks_min = self._blocks_min
+        base = self._base = block_min if block_min < blocks_min else blocks_min
+        d = offset - base
+        if d > self._block_peak:
+            self._block_peak = d
+        peak = self._block_peak if self._block_peak > self._blocks_peak else self._blocks_peak
         self._stream_packets += 1
-        if idx > 1:
-            peak = pq[0][1]
-            floor = self._initial_delay if self._stream_packets < self._history else 0.0
-            target = max(peak + self._frame_s, floor)
-            self._target = min(max(target, self._min_delay), self._max_delay)
+        self._timeline_packets += 1
+        n = self._in_block + 1
+        if n == _BLOCK:
+            self._base_blocks.append(block_min)
+            self._blocks_min = min(self._base_blocks)
+            self._peak_blocks.append(self._block_peak)
+            self._blocks_peak = max(self._peak_blocks)
+            self._block_min = math.inf
+            self._block_peak = 0.0
+            n = 0
+        self._in_block = n
+        if self._timeline_packets > 1:
+            target = peak + self._frame_s
+            if self._stream_packets < self._history and target < self._initial_delay:
+                target = self._initial_delay
+            if target < self._min_delay:
+                target = self._min_delay
+            elif target > self._max_delay:
+                target = self._max_delay
+            self._target = target
 
     def _note_jitter(self, ext: int, now: float) -> None:
         if self._prev_arrival is not None:
@@ -308,7 +328,12 @@ class JitterBuffer:
         ):
             st.duplicates += 1
             return
-        self._note_jitter(ext, now)
+        prev = self._prev_arrival  # _note_jitter, inline: this runs for every packet
+        if prev is not None:
+            d = (now - prev) - (ext - self._prev_ext) / self.clock_rate
+            self._jitter += ((d if d >= 0.0 else -d) - self._jitter) / 16.0
+        self._prev_arrival = now
+        self._prev_ext = ext
         self._push_timing(offset)
 
         if ext < cursor:
@@ -335,6 +360,14 @@ class JitterBuffer:
         assert cursor is not None
         fs = self.frame_samples
         rem = (ext - cursor) % fs
+        if not rem and len(data) == self._frame_bytes:
+            # One frame on the grid: the usual packet.
+            frames = self._frames
+            if (ext - cursor) // fs >= self._max_frames or ext in frames:
+                self._stats.dropped += 1
+            else:
+                frames[ext] = (data, marker, seq, (ext + self._shift) & 0xFFFFFFFF)
+            return
         if rem:
             if not self._frames:
                 # New talkspurt off the old grid: shift the grid by under half a frame.
@@ -362,21 +395,15 @@ class JitterBuffer:
 
     # ------------------------------------------------------------------ output
 
-    def _tick_clock(self, now: float) -> float:
+    def get(self, now: float) -> Frame:
+        # The virtual playout clock: one frame per call, steered slowly towards `now`.
         v = self._vnow
         if v is None:
-            self._vnow = now
-            return now
-        expected = v + self._frame_s
-        err = now - expected
-        if abs(err) > 0.2:
-            self._vnow = now
+            vnow = now
         else:
-            self._vnow = expected + err * 0.05
-        return self._vnow
-
-    def get(self, now: float) -> Frame:
-        vnow = self._tick_clock(now)
+            err = now - v - self._frame_s
+            vnow = now if err > 0.2 or err < -0.2 else now - err * 0.95
+        self._vnow = vnow
         cursor = self._cursor
         if cursor is None:
             return _WAITING
@@ -421,7 +448,9 @@ class JitterBuffer:
             frame = self._missing_frame(cursor, inserted=False)
         else:
             payload, marker, seq, raw_ts = item
-            self._mark_played(cursor, seq)
+            ring = (cursor // fs) % _PLAYED_RING  # _mark_played, inline
+            self._played_slot[ring] = cursor
+            self._played_seq[ring] = seq
             self._last_payload = payload
             self._consecutive = 0
             st.played += 1
