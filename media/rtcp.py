@@ -502,6 +502,20 @@ class ReceptionStats:
 
     def update(self, seq: int, timestamp: int, arrival: float, ssrc: int) -> bool:
         """Account one received RTP packet. Returns True if it was counted."""
+        if ssrc == self._ssrc and not self._probation and seq == (self._max_seq + 1) & 0xFFFF:
+            # The next packet in order, as nearly all are: A.1 and A.8 without the cases.
+            if seq == 0:
+                self._cycles += 1 << 16
+            self._max_seq = seq
+            self._received += 1
+            last = self._last_arrival
+            if last is not None:
+                ts_delta = ((timestamp - self._last_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                d = (arrival - last) * self.clock_rate - ts_delta
+                self._jitter += ((d if d >= 0.0 else -d) - self._jitter) / 16.0
+            self._last_arrival = arrival
+            self._last_ts = timestamp
+            return True
         if ssrc != self._ssrc:
             if self._ssrc is not None:
                 self.ssrc_changes += 1

@@ -350,7 +350,9 @@ class MediaSession:
         now: float,
     ) -> None:
         self._last_rx = now
-        self._stats.on_packet_in(len(data))
+        st = self._stats
+        st.packets_in += 1
+        st.bytes_in += len(data)
         if ssrc != self._rx_ssrc:
             self._rx_ssrc = ssrc
             self._dtmf_rx.reset()
