@@ -37,7 +37,6 @@ from collections.abc import Callable
 from functools import cache
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 
@@ -89,12 +88,14 @@ class FrameResampler:
     __slots__ = (
         "_block_in",
         "_callbacks",
+        "_frames",
         "_free",
         "_hist",
         "_matrix",
         "_queued",
         "_slots",
         "_state",
+        "_windows",
         "delay_ms",
         "from_rate",
         "in_bytes",
@@ -128,9 +129,13 @@ class FrameResampler:
         self._matrix = np.where(inside, taps[np.clip(k, 0, n - 1)], 0.0).astype(np.float32)
         self._hist = hist
         self.delay_ms = (n - 1) / 2 / (from_rate * up) * 1000.0
-        self._state = np.zeros((0, hist + self.in_samples), dtype=np.float32)
+        blocks_in = np.arange(self.in_samples // self._block_in)[:, None] * self._block_in
+        self._windows = blocks_in + np.arange(hist + self._block_in)[None, :]
+        # Per slot, the last `hist` input samples of its stream.
+        self._state = np.zeros((0, hist), dtype=np.float32)
         self._free: list[int] = []
         self._slots: list[int] = []
+        self._frames: list[bytes] = []
         self._callbacks: list[Callable[[bytes], None]] = []
         self._queued: set[int] = set()
 
@@ -150,15 +155,20 @@ class FrameResampler:
     def close(self, slot: int) -> None:
         """Give the slot back; frames it still has queued are dropped."""
         if slot in self._queued:
-            keep = [(s, cb) for s, cb in zip(self._slots, self._callbacks, strict=True) if s != slot]
-            self._slots = [s for s, _ in keep]
-            self._callbacks = [cb for _, cb in keep]
+            keep = [
+                item
+                for item in zip(self._slots, self._frames, self._callbacks, strict=True)
+                if item[0] != slot
+            ]
+            self._slots = [s for s, _, _ in keep]
+            self._frames = [f for _, f, _ in keep]
+            self._callbacks = [cb for _, _, cb in keep]
             self._queued.discard(slot)
         self._free.append(slot)
 
     def reset(self, slot: int) -> None:
         """Forget the stream's past (a new, unrelated signal)."""
-        self._state[slot, : self._hist] = 0.0
+        self._state[slot] = 0.0
 
     @property
     def pending(self) -> int:
@@ -166,62 +176,66 @@ class FrameResampler:
 
     # ------------------------------------------------------------------ frames
 
-    def _frame(self, pcm: bytes) -> NDArray[np.int16]:
+    def _fit(self, pcm: bytes) -> bytes:
+        """The frame cut or zero-padded to ``in_bytes``."""
         n = len(pcm)
         if n == self.in_bytes:
-            return np.frombuffer(pcm, dtype="<i2")
+            return pcm
         if n % 2:
             raise ResampleError(f"PCM16 input has an odd number of bytes ({n})")
-        out = np.zeros(self.in_samples, dtype="<i2")
-        k = min(n // 2, self.in_samples)
-        out[:k] = np.frombuffer(pcm, dtype="<i2", count=k)
-        return out
+        return bytes(pcm[: self.in_bytes]) + bytes(max(0, self.in_bytes - n))
 
     def submit(self, slot: int, pcm: bytes, done: Callable[[bytes], None]) -> None:
         """Queue one frame (cut or zero-padded to the frame size) for the next run()."""
-        frame = self._frame(pcm)
+        frame = self._fit(pcm)
         if slot in self._queued:
             self.run()  # a second frame of one stream continues from its first
-        self._state[slot, self._hist :] = frame
         self._slots.append(slot)
+        self._frames.append(frame)
         self._callbacks.append(done)
         self._queued.add(slot)
 
     def run(self) -> int:
         """Resample every queued frame; returns how many. A raising callback does not stop the others."""
-        slots, callbacks = self._slots, self._callbacks
+        slots, frames, callbacks = self._slots, self._frames, self._callbacks
         if not slots:
             return 0
-        self._slots, self._callbacks = [], []
+        self._slots, self._frames, self._callbacks = [], [], []
         self._queued.clear()
-        rows = np.fromiter(slots, dtype=np.intp, count=len(slots))
-        x = self._state[rows]
-        out = self._filter(x)
-        self._state[rows, : self._hist] = x[:, -self._hist :]
+        # Per tick, not per frame: one join, one conversion, one gather and one product.
+        n = len(slots)
+        hist = self._hist
+        rows = np.fromiter(slots, dtype=np.intp, count=n)
+        x = np.empty((n, hist + self.in_samples), dtype=np.float32)
+        x[:, :hist] = self._state[rows]
+        x[:, hist:] = np.frombuffer(b"".join(frames), dtype="<i2").reshape(n, self.in_samples)
+        self._state[rows] = x[:, -hist:]
+        out = self._filter(x).tobytes()
+        size = 2 * self.out_samples
         error: Exception | None = None
         for i, done in enumerate(callbacks):
             try:
-                done(out[i].tobytes())
+                done(out[i * size : (i + 1) * size])
             except Exception as exc:  # reported after every stream got its frame
                 error = error or exc
         if error is not None:
             raise error
-        return len(slots)
+        return n
 
     def process(self, slot: int, pcm: bytes) -> bytes:
         """One frame of one stream, now."""
         if slot in self._queued:
             self.run()
-        self._state[slot, self._hist :] = self._frame(pcm)
-        x = self._state[slot : slot + 1]
-        out = self._filter(x)
-        self._state[slot, : self._hist] = x[0, -self._hist :]
-        return out.tobytes()
+        hist = self._hist
+        x = np.empty((1, hist + self.in_samples), dtype=np.float32)
+        x[0, :hist] = self._state[slot]
+        x[0, hist:] = np.frombuffer(self._fit(pcm), dtype="<i2")
+        self._state[slot] = x[0, -hist:]
+        return self._filter(x).tobytes()
 
     def _filter(self, x: NDArray[np.float32]) -> NDArray[np.int16]:
         """Rows of (history + frame) -> rows of output frames."""
-        step = self._block_in
-        windows = sliding_window_view(x, self._hist + step, axis=1)[:, ::step]
+        windows = x[:, self._windows]  # (rows, blocks, history + block): one gather
         y = windows.reshape(-1, windows.shape[-1]) @ self._matrix
         return _to_pcm(y.reshape(len(x), self.out_samples))
 
