@@ -148,6 +148,12 @@ class _LogLimiter:
         return False, 0
 
 
+def _parser_buffer(proto: ClientProtocol) -> int:
+    """Bytes waiting in the protocol's frame parser; -1 when that cannot be told."""
+    buffer = getattr(getattr(proto, "reader", None), "buffer", None)
+    return len(buffer) if isinstance(buffer, (bytes, bytearray)) else -1
+
+
 def _abort_result(task: asyncio.Task[_AgentSocket]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().abort()
@@ -200,6 +206,9 @@ class _AgentSocket(asyncio.Protocol):
         self._abort_handle: asyncio.TimerHandle | None = None
         self._mask_pool = b""
         self._mask_pos = 0
+        self._max_size = max_size
+        self._fast = False  # frames parsed by _receive_fast
+        self._rx = b""  # its unparsed bytes: the start of a frame
 
     # ------------------------------------------------------------------ state
 
@@ -318,6 +327,54 @@ class _AgentSocket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._fast:
+            self._receive_fast(data)
+        else:
+            self._receive(data)
+
+    def _receive_fast(self, data: bytes) -> None:
+        """Whole, unfragmented text and binary frames from the agent, parsed here (RFC 6455 5.2).
+
+        Everything else (control frames, fragments, reserved bits) goes to websockets'
+        protocol one whole frame at a time, so its parser always stands at a frame
+        boundary; what it must refuse (a masked frame, one over ``max_size``) goes to it
+        with the rest of the stream, which the connection does not survive.
+        """
+        buf = self._rx + data if self._rx else data
+        n = len(buf)
+        pos = 0
+        while n - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            head = 2
+            if length >= 126:
+                head = 4 if length == 126 else 10
+                if n - pos < head:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + head], "big")
+            if b1 & 0x80 or length > self._max_size:
+                self._rx = b""
+                self._fast = False
+                self._receive(buf[pos:])
+                return
+            end = pos + head + length
+            if end > n:
+                break
+            if (b0 == 0x82 or b0 == 0x81) and not self._fragments and self._proto.state is State.OPEN:
+                self._deliver(b0 == 0x81, buf[pos + head : end])
+            else:
+                self._receive(buf[pos:end])
+                if not self._fast:
+                    self._rx = b""
+                    if end < n:
+                        self._receive(buf[end:])
+                    return
+            pos = end
+        self._rx = buf[pos:] if pos else buf
+
+    def _receive(self, data: bytes) -> None:
+        """Bytes for websockets' protocol: the handshake response, then what the fast path hands over."""
         proto = self._proto
         proto.receive_data(data)
         events = proto.events_received()
@@ -333,6 +390,8 @@ class _AgentSocket(asyncio.Protocol):
         self._flush()
         if proto.close_expected() and self._abort_handle is None:
             self._abort_handle = self._loop.call_later(self._close_timeout, self.abort)
+        # Frames are parsed here only while the protocol's parser holds no partial frame.
+        self._fast = proto.state is State.OPEN and not _parser_buffer(proto)
 
     def eof_received(self) -> bool | None:
         self._proto.receive_eof()
