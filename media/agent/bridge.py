@@ -19,7 +19,10 @@ Threading: everything runs on the event loop. ``on_caller_audio``,
 frames are written straight to the transport through websockets' sans-I/O
 ``ClientProtocol``. Measured on loopback with 50 connections, that costs about
 13 us of CPU per 20 ms frame against 23-26 us for ``await ws.send()`` from a
-writer task fed by a queue (asyncio or uvloop). When the agent does not read
+writer task fed by a queue (asyncio or uvloop). Whole text and binary frames
+from the agent are parsed by the connection itself (2 us a frame against 7.7 us
+through websockets' parser); control frames, fragments and anything websockets
+must refuse still go through its protocol. When the agent does not read
 fast enough and about a second of audio sits unsent in the transport, caller
 frames are dropped and counted instead of piling up.
 
@@ -208,7 +211,7 @@ class _AgentSocket(asyncio.Protocol):
         self._mask_pos = 0
         self._max_size = max_size
         self._fast = False  # frames parsed by _receive_fast
-        self._rx = b""  # its unparsed bytes: the start of a frame
+        self._rx = bytearray()  # its unparsed bytes: the start of a frame
 
     # ------------------------------------------------------------------ state
 
@@ -340,7 +343,12 @@ class _AgentSocket(asyncio.Protocol):
         boundary; what it must refuse (a masked frame, one over ``max_size``) goes to it
         with the rest of the stream, which the connection does not survive.
         """
-        buf = self._rx + data if self._rx else data
+        rx = self._rx
+        if rx:
+            rx += data  # the rest of a frame that began in an earlier read
+            buf: bytes | bytearray = rx
+        else:
+            buf = data
         n = len(buf)
         pos = 0
         while n - pos >= 2:
@@ -354,9 +362,9 @@ class _AgentSocket(asyncio.Protocol):
                     break
                 length = int.from_bytes(buf[pos + 2 : pos + head], "big")
             if b1 & 0x80 or length > self._max_size:
-                self._rx = b""
                 self._fast = False
-                self._receive(buf[pos:])
+                self._rx = bytearray()
+                self._receive(bytes(buf[pos:]))
                 return
             end = pos + head + length
             if end > n:
@@ -364,14 +372,17 @@ class _AgentSocket(asyncio.Protocol):
             if (b0 == 0x82 or b0 == 0x81) and not self._fragments and self._proto.state is State.OPEN:
                 self._deliver(b0 == 0x81, buf[pos + head : end])
             else:
-                self._receive(buf[pos:end])
+                self._receive(bytes(buf[pos:end]))
                 if not self._fast:
-                    self._rx = b""
+                    self._rx = bytearray()
                     if end < n:
-                        self._receive(buf[end:])
+                        self._receive(bytes(buf[end:]))
                     return
             pos = end
-        self._rx = buf[pos:] if pos else buf
+        if buf is rx:
+            del rx[:pos]
+        elif pos < n:
+            self._rx = bytearray(buf[pos:])
 
     def _receive(self, data: bytes) -> None:
         """Bytes for websockets' protocol: the handshake response, then what the fast path hands over."""
