@@ -103,7 +103,7 @@ def latency_table(result: dict[str, Any]) -> list[str]:
 
 def gateway_counters_table(result: dict[str, Any]) -> list[str]:
     rows = [
-        "| phase | calls read | final statuses | hold window: played / late / dropped / concealed | whole life: jb late / dropped / concealed | jb target delay ms p50/max | caller audio dropped ms | agent audio trimmed ms | lost (gw view) | answer -> first agent audio ms p50/p99 | clock lateness p99 (<=) |",
+        "| phase | calls read | final statuses | hold window: played / late / dropped / concealed / trimmed | whole life: jb late / dropped / concealed | jb target delay ms p50/max | caller audio dropped ms | agent audio trimmed ms | lost (gw view) | answer -> first agent audio ms p50/p99 | clock lateness p99 (<=) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in result.get("phases", []):
@@ -118,7 +118,7 @@ def gateway_counters_table(result: dict[str, Any]) -> list[str]:
                  if c.get("media_stats_calls") else "not reported")
         w = p.get("playout_window")
         window = (f"{_f(w.get('played'))} / {_f(w.get('late'))} / {_f(w.get('dropped'))} / {_f(w.get('concealed'))}"
-                  if w else "not measured")
+                  f" / {_f(w.get('trimmed'))}" if w else "not measured")
         rows.append(
             f"| {p['name']} | {c.get('calls', 0)} | {statuses} | {window} | {media} | {_f(jb.get('p50'))} / {_f(jb.get('max'))} | "
             f"{_f(ag.get('caller_audio_dropped_ms'))} | {_f(ag.get('agent_audio_trimmed_ms'))} | "

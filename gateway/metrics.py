@@ -25,7 +25,7 @@ calls included), so a drop shows up the moment it happens: ``played`` (audio as 
 ``concealed`` (a lost frame replaced by the previous one, faded), ``dropped`` (received audio
 discarded to cut delay or on overflow), ``late`` (arrived after its slot was played),
 ``underrun`` (silence: nothing left to conceal with), ``inserted`` (a frame held back to
-grow the delay).
+grow the delay), ``trimmed`` (a quiet frame skipped to shed delay no longer needed).
 
 The process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
 open file descriptors...) and the Python GC collector are registered as well.
@@ -105,7 +105,7 @@ def _number(value: object) -> float | None:
     return f
 
 
-PLAYOUT_OUTCOMES: Final = ("played", "concealed", "dropped", "late", "underrun", "inserted")
+PLAYOUT_OUTCOMES: Final = ("played", "concealed", "dropped", "late", "underrun", "inserted", "trimmed")
 PlayoutSource = Callable[[], Mapping[str, int]]
 
 

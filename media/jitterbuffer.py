@@ -2,7 +2,8 @@
 
 ``JitterBuffer(*, clock_rate=8000, frame_ms=20, min_delay_ms=20, max_delay_ms=60,
 initial_delay_ms=40, bytes_per_sample=1, max_conceal_frames=3, history=100,
-base_window=50, late_resync_s=0.2, jump_resync_s=0.5, max_frames=50)``
+base_window=50, late_resync_s=0.2, jump_resync_s=0.5, max_frames=50,
+is_quiet=None, trim_after=10)``
 
 ``put(seq, timestamp, ssrc, payload, marker, now) -> None``
     Store one received packet (``now`` = arrival, monotonic seconds). Packets are
@@ -29,6 +30,7 @@ Stats (``JitterBufferStats``, updated in place; ``as_dict()``)
     ``late`` (slot already played), ``dropped`` (audio discarded to cut delay,
     overflow or slot collisions), ``duplicates``, ``concealed`` (CONCEALED frames
     for missing slots), ``inserted`` (frames held back to grow the delay),
+    ``trimmed`` (quiet frames skipped to shed delay the target no longer needs),
     ``underruns`` (SILENCE frames after playout began), ``resyncs``,
     ``ssrc_changes``.
 
@@ -45,7 +47,13 @@ How it works
     ``target - frame/2`` behind the fastest path still make it. Half a frame late,
     it skips a slot only while nothing is buffered (no audio lost); a whole frame
     late, it drops one frame. That bounds the delay under clock drift and follows
-    the target as jitter changes. Ticks are assumed to be ``frame_ms`` apart: the
+    the target as jitter changes. With ``is_quiet`` (a predicate on a payload), a
+    lateness of half a frame or more that lasts ``trim_after`` ticks with audio
+    buffered is shed by skipping the next quiet frame (``trimmed``): otherwise a
+    steady stream keeps up to a frame more delay than its target for good once the
+    target falls (as it does when the initial delay gives way). A whole frame late,
+    the next quiet frame is skipped at once, and audio is dropped only two frames
+    late, so speech is not cut to shed delay that a pause can shed. Ticks are assumed to be ``frame_ms`` apart: the
     ``now`` passed to ``get`` only slowly steers a virtual playout clock, so late or
     bunched ticks (a catch-up burst) cause no drops; after a pause of more than
     0.2 s the clock snaps to ``now`` and stale frames are skipped.
@@ -67,6 +75,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 __all__ = ["Frame", "FrameKind", "JitterBuffer", "JitterBufferStats"]
@@ -113,6 +122,7 @@ class JitterBufferStats:
     duplicates: int = 0
     concealed: int = 0
     inserted: int = 0
+    trimmed: int = 0
     underruns: int = 0
     resyncs: int = 0
     ssrc_changes: int = 0
@@ -144,6 +154,8 @@ class JitterBuffer:
         late_resync_s: float = 0.2,
         jump_resync_s: float = 0.5,
         max_frames: int = 50,
+        is_quiet: Callable[[bytes], bool] | None = None,
+        trim_after: int = 10,
     ) -> None:
         if clock_rate <= 0 or frame_ms <= 0:
             raise ValueError("clock_rate and frame_ms must be positive")
@@ -163,6 +175,10 @@ class JitterBuffer:
         self._late_resync = late_resync_s
         self._jump_resync = jump_resync_s
         self._max_frames = max_frames
+        self._is_quiet = is_quiet
+        self._trim_after = max(1, trim_after)
+        # How late (in frames) audio is dropped: later with quiet frames to skip instead.
+        self._drop_late = 1.0 if is_quiet is None else 2.0
         self._stats = JitterBufferStats()
         self._ssrc: int | None = None
         self._jitter = 0.0  # seconds, RFC 3550 estimator
@@ -206,6 +222,7 @@ class JitterBuffer:
         self._started = False
         self._consecutive = 0
         self._late_run: float | None = None
+        self._late_ticks = 0  # ticks in a row at least half a frame late with audio buffered
         # The last _PLAYED_RING slots played and the seq each played (-1: none), to tell a
         # duplicate of a played packet from a late one.
         self._played_slot = [-1] * _PLAYED_RING
@@ -435,11 +452,28 @@ class JitterBuffer:
             st.inserted += 1
             frame = self._missing_frame(cursor, inserted=True)
             return frame
-        elif e >= 1.0 or (e >= 0.5 and empty):
+        elif e >= self._drop_late or (e >= 0.5 and empty):
             if frames.pop(cursor, None) is not None:
                 st.dropped += 1
             self._mark_played(cursor, -1)
             cursor += fs
+            self._late_ticks = 0
+        elif e >= 0.5 and self._is_quiet is not None:
+            # Half a frame late or more with audio buffered: delay the target no longer
+            # asks for (it fell, or the sender's clock runs fast). Once that has lasted
+            # trim_after ticks (at once from a whole frame late), the next quiet frame is
+            # skipped to shed it; audio is dropped only two frames late.
+            self._late_ticks += 1
+            if self._late_ticks >= self._trim_after or e >= 1.0:
+                held = frames.get(cursor)
+                if held is not None and self._is_quiet(held[0]):
+                    del frames[cursor]
+                    self._mark_played(cursor, held[2])
+                    st.trimmed += 1
+                    cursor += fs
+                    self._late_ticks = 0
+        if e < 0.5:
+            self._late_ticks = 0
 
         item = frames.pop(cursor, None)
         self._cursor = cursor + fs

@@ -89,6 +89,7 @@ FRAME_BYTES = 2 * SAMPLES_PER_FRAME  # PCM16
 _SILENCE = bytes(FRAME_BYTES)
 _CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise: played as silence
 _CONCEAL_GAIN = (1.0, 0.6, 0.3)  # repeat the last frame, then fade it out
+_QUIET_LEVEL = 256  # about -42 dBFS: line noise, not speech
 
 _CODECS: dict[str, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes]]] = {
     "PCMU": (g711.ulaw_decode, g711.ulaw_encode),
@@ -179,6 +180,7 @@ class MediaSession:
             frame_ms=20,
             min_delay_ms=config.jitter_min_ms,
             max_delay_ms=config.jitter_max_ms,
+            is_quiet=self._quiet_payload,
         )
         self._reception = ReceptionStats(CLOCK_RATE)
         self._dtmf_rx = DtmfReceiver(CLOCK_RATE)
@@ -334,6 +336,11 @@ class MediaSession:
     @property
     def dtmf_pending(self) -> bool:
         return bool(self._dtmf_queue or self._dtmf is not None or self._inband)
+
+    def _quiet_payload(self, payload: bytes) -> bool:
+        """The jitter buffer may skip this frame to shed excess delay: at most line noise."""
+        samples = np.frombuffer(self._decode(payload), dtype="<i2")
+        return bool(samples.size == 0 or (samples.max() <= _QUIET_LEVEL and samples.min() >= -_QUIET_LEVEL))
 
     # ------------------------------------------------------------------ receive path
 

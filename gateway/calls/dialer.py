@@ -337,3 +337,4 @@ def _add_playout(totals: Counter[str], jb: JitterBufferStats) -> None:
     totals["late"] += jb.late
     totals["underrun"] += jb.underruns
     totals["inserted"] += jb.inserted
+    totals["trimmed"] += jb.trimmed

@@ -91,6 +91,7 @@ async def test_agent_call_recorded_uploaded_and_webhooked(tmp_path: Path, protoc
     assert live["played"] > 50 and live["played"] <= after["played"]
     assert abs(after["played"] - played) <= 2, (after, played)
     assert after["dropped"] == done["media_stats"]["jitter_buffer"]["dropped"]
+    assert after["trimmed"] == done["media_stats"]["jitter_buffer"]["trimmed"]
 
     # The recording fetched through recording_url is the uploaded object, byte for byte.
     assert wav == stored

@@ -55,7 +55,7 @@ async def test_fresh_registry_exposes_every_metric_at_zero() -> None:
     ):
         assert value(s, name + "_count") == 0
         assert value(s, name + "_bucket", le="+Inf") == 0
-    for outcome in ("played", "concealed", "dropped", "late", "underrun", "inserted"):
+    for outcome in ("played", "concealed", "dropped", "late", "underrun", "inserted", "trimmed"):
         assert value(s, "orbit_playout_frames_total", outcome=outcome) == 0
     # No SIP response seen yet: no series.
     assert not [k for k in s if k[0] == "orbit_sip_responses_total"]

@@ -142,6 +142,37 @@ def test_in_order_plays_everything_once_with_low_delay() -> None:
     assert st.as_dict()["played"] == len(played)
 
 
+def _quiet_when(quiet: Callable[[int], bool]) -> Callable[[bytes], bool]:
+    return lambda p: quiet(int.from_bytes(p[:4], "big"))
+
+
+def test_delay_the_target_no_longer_needs_is_shed_in_a_pause() -> None:
+    # Packets arrive just after each tick. Once the start-up target settles from 40 to 20 ms
+    # the buffer stands most of a frame later than it needs; only a pause may shed that.
+    pause = {i for i in range(600) if (i // 25) % 2 == 0}  # half a second of speech, half of pause
+    pkts = stream(600, delay=lambda i: 0.0002)
+    kept = run(pkts, tick0=1.02)
+    trimmed = run(pkts, jb=JitterBuffer(is_quiet=_quiet_when(lambda i: i in pause)), tick0=1.02)
+    st = trimmed.jb.stats
+    assert kept.jb.stats.trimmed == 0 and min(kept.delays()[-200:]) >= 0.039
+    assert st.trimmed >= 1 and st.dropped == 0 and set(trimmed.inner_kinds()) == {"a"}
+    assert max(trimmed.delays()[-200:]) <= 0.021
+    played = trimmed.played
+    assert strictly_increasing(played)
+    skipped = set(range(played[0], played[-1])) - set(played)
+    assert skipped and skipped <= pause  # speech is never skipped
+
+
+def test_speech_without_pause_is_never_cut_to_shed_delay() -> None:
+    for offset in (0.0002, 0.010, 0.0195):
+        pkts = stream(600, delay=lambda i, offset=offset: offset)
+        r = run(pkts, jb=JitterBuffer(is_quiet=_quiet_when(lambda i: False)), tick0=1.02)
+        st = r.jb.stats
+        assert st.trimmed == 0 and st.dropped == 0 and set(r.inner_kinds()) == {"a"}, offset
+        assert r.played == list(range(r.played[0], r.played[0] + len(r.played)))
+        assert max(r.delays()[-200:]) <= st.target_delay_ms / 1000 + 2 * TICK, offset
+
+
 def test_prefill_waits_for_the_target_delay() -> None:
     r = run(stream(10), until=1.5)
     kinds = r.kinds()
@@ -429,9 +460,11 @@ _ops = st.lists(
 
 
 @settings(max_examples=150, deadline=None)
-@given(_ops, st.integers(0, 0xFFFFFFFF))
-def test_fuzz_arbitrary_input_never_breaks_invariants(ops: list[tuple[object, ...]], ts_base: int) -> None:
-    jb = JitterBuffer()
+@given(_ops, st.integers(0, 0xFFFFFFFF), st.booleans())
+def test_fuzz_arbitrary_input_never_breaks_invariants(
+    ops: list[tuple[object, ...]], ts_base: int, trim: bool
+) -> None:
+    jb = JitterBuffer(is_quiet=(lambda p: len(p) % 2 == 0) if trim else None, trim_after=2)
     now = 0.0
     for op in ops:
         if op[0] == "put":
@@ -455,12 +488,17 @@ def test_fuzz_arbitrary_input_never_breaks_invariants(ops: list[tuple[object, ..
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 30), st.floats(0.0, 0.08)), min_size=1, max_size=300))
-def test_fuzz_jittery_in_sequence_stream_plays_in_order(pattern: list[tuple[int, float]]) -> None:
+@given(st.lists(st.tuples(st.integers(0, 30), st.floats(0.0, 0.08)), min_size=1, max_size=300), st.booleans())
+def test_fuzz_jittery_in_sequence_stream_plays_in_order(pattern: list[tuple[int, float]], trim: bool) -> None:
     # Any delay pattern with bounded jitter: output order is preserved, nothing is
-    # played twice, and the buffer never holds more than the max delay allows.
-    pkts = [Pkt(1.0 + i * TICK + d, 7 + i, 1000 + i * FRAME, i) for i, (_x, d) in enumerate(pattern)]
-    r = run(pkts)
+    # played twice, and the buffer never holds more than the max delay allows (a frame
+    # more when it waits for a quiet frame to skip rather than drop audio).
+    pkts = [Pkt(1.0 + i * TICK + d, 7 + i, 1000 + i * FRAME, i) for i, (x, d) in enumerate(pattern)]
+    quiet = {i for i, (x, _d) in enumerate(pattern) if x % 2}
+    jb = JitterBuffer(is_quiet=_quiet_when(lambda i: i in quiet)) if trim else None
+    r = run(pkts, jb=jb)
     assert strictly_increasing(r.played)
     assert r.jb.stats.duplicates == 0
-    assert all(d <= 0.06 + 0.08 + 0.03 for d in r.delays())
+    assert all(d <= 0.06 + 0.08 + (0.05 if trim else 0.03) for d in r.delays())
+    if not trim:
+        assert r.jb.stats.trimmed == 0
