@@ -89,11 +89,8 @@ def _normalize_host(host: str, family: int) -> tuple[str, bool] | None:
 class _RtpProtocol(asyncio.DatagramProtocol):
     def __init__(self, endpoint: RtpEndpoint) -> None:
         self._endpoint = endpoint
-        # Bound straight to the endpoint: one Python call less for every packet.
+        # The endpoint's own method receives: one Python call less for every packet.
         self.datagram_received = endpoint._rtp_received  # type: ignore[method-assign]
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self._endpoint._rtp_received(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         self._endpoint.send_errors += 1

@@ -53,7 +53,8 @@ How it works
     steady stream keeps up to a frame more delay than its target for good once the
     target falls (as it does when the initial delay gives way). A whole frame late,
     the next quiet frame is skipped at once, and audio is dropped only two frames
-    late, so speech is not cut to shed delay that a pause can shed. Ticks are assumed to be ``frame_ms`` apart: the
+    late, so speech is not cut to shed delay that a pause can shed.
+    Ticks are assumed to be ``frame_ms`` apart: the
     ``now`` passed to ``get`` only slowly steers a virtual playout clock, so late or
     bunched ticks (a catch-up burst) cause no drops; after a pause of more than
     0.2 s the clock snaps to ``now`` and stale frames are skipped.
