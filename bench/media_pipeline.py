@@ -28,6 +28,7 @@ import asyncio
 import cProfile
 import json
 import math
+import shutil
 import sys
 import tempfile
 import time
@@ -299,6 +300,7 @@ async def run(n: int, seconds: float, profile: str | None = None, warmup: float 
     if prof is not None:
         prof.dump_stats(profile)
     recorded_s = sum(call.recorder.close().duration_seconds for call in calls)
+    shutil.rmtree(workdir, ignore_errors=True)  # about 75 MB of WAV files at 200 calls
     to_agent = sum(call.bridge.stats.caller_frames_sent for call in calls)
     from_agent_ms = sum(call.bridge.summary()["agent_audio_ms"] for call in calls)
     jb = {"played": 0, "concealed": 0, "dropped": 0, "late": 0}
