@@ -330,11 +330,10 @@ def _host_for_uri(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+# The jitter buffer's counter behind each playout outcome, where the names differ.
+_JB_COUNTER = {"underrun": "underruns"}
+
+
 def _add_playout(totals: Counter[str], jb: JitterBufferStats) -> None:
-    totals["played"] += jb.played
-    totals["concealed"] += jb.concealed
-    totals["dropped"] += jb.dropped
-    totals["late"] += jb.late
-    totals["underrun"] += jb.underruns
-    totals["inserted"] += jb.inserted
-    totals["trimmed"] += jb.trimmed
+    for outcome in metrics.PLAYOUT_OUTCOMES:
+        totals[outcome] += getattr(jb, _JB_COUNTER.get(outcome, outcome))

@@ -135,12 +135,7 @@ class CallStore:
 
     async def update(self, call_id: str, **changes: Any) -> None:
         """Change fields that are not a status (SIP Call-ID, agent summary, media stats...)."""
-        stmt = update(CallRow).where(CallRow.id == call_id).values(**_columns(changes))
-
-        def write(s: Session) -> None:
-            s.execute(stmt)
-
-        await self._writes.run(write)
+        await self._writes.execute(update(CallRow).where(CallRow.id == call_id).values(**_columns(changes)))
 
     async def add_event(self, call_id: str, event_type: str, now: datetime, **changes: Any) -> Call | None:
         """Record an event that is not a status change (e.g. call.recording_ready), with optional field changes."""

@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from gateway.store.db import sqlite_pragmas
 
@@ -92,6 +93,14 @@ class GroupCommit:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(self._drain())
         return await future
+
+    async def execute(self, stmt: Executable) -> None:
+        """Apply one statement (in some batch); returns once committed."""
+
+        def write(s: Session) -> None:
+            s.execute(stmt)
+
+        await self.run(write)
 
     async def _drain(self) -> None:
         while self._queue:

@@ -24,7 +24,6 @@ import httpx
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import Executable
 
 from gateway import metrics
 from gateway.config import Settings
@@ -246,7 +245,7 @@ class WebhookDispatcher:
             self.dead += 1
             metrics.webhook_delivery("dead")
             log.warning("webhook target gone", extra=extra)
-            await self._execute(
+            await self._writes.execute(
                 update(DeliveryRow)
                 .where(
                     DeliveryRow.call_id == delivery.call_id,
@@ -271,10 +270,4 @@ class WebhookDispatcher:
             self.failed_attempts += 1
             metrics.webhook_delivery("failed")
             log.info("webhook attempt failed", extra={**extra, "error": str(error), "retry_in": delay})
-        await self._execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
-
-    async def _execute(self, stmt: Executable) -> None:
-        def write(s: Session) -> None:
-            s.execute(stmt)
-
-        await self._writes.run(write)
+        await self._writes.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
