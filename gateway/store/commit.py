@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
+from gateway import jsonutil
 from gateway.store.db import sqlite_pragmas
 
 log = logging.getLogger("gateway.store")
@@ -142,6 +143,7 @@ def group_commit(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
             # The one writer thread keeps one connection; waits for a lock held by another
             # process (a second node on the same file) up to 30 s, off the event loop.
             connect_args={"timeout": 30, "check_same_thread": False},
+            json_serializer=jsonutil.dumps,
         )
         event.listen(sync_engine, "connect", sqlite_pragmas)
         factory = sessionmaker(sync_engine, expire_on_commit=False)

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from gateway import jsonutil
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constant so that nodes starting together migrate one at a time.
 _PG_MIGRATION_LOCK = 7_430_112
@@ -31,16 +33,20 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any = None) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """The store's engine. JSON columns are written strictly (`gateway.jsonutil`): what is
+    stored is always valid JSON, whatever a measurement or a carrier's text came to."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=jsonutil.dumps)
 
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=jsonutil.dumps
+    )
 
 
 class _OneWriterAtATime(async_sessionmaker[AsyncSession]):

@@ -216,3 +216,23 @@ async def test_api_pagination_on_this_database(db_url: str, tmp_path: Path) -> N
             if not cursor:
                 break
         assert len(seen) == len(set(seen)) == 120 and set(seen) == made
+
+
+async def test_what_is_stored_is_always_valid_json(store: CallStore) -> None:
+    """A measurement that came out non-finite, or a carrier's reason phrase in broken UTF-8,
+    is repaired on the way in, never allowed to fail the write (both databases)."""
+    call = await store.insert(_call(webhook_url="https://example.com/hook"))
+    ended = await store.transition(
+        call.id,
+        CallStatus.FAILED,
+        datetime.now(UTC),
+        media_stats={"jitter_ms": float("nan"), "mos": float("inf"), "packets": 5},
+        agent_summary={"note": "bad \udcff byte"},
+    )
+    assert ended is not None
+    got = await store.get(call.id)
+    assert got is not None
+    assert got.media_stats == {"jitter_ms": None, "mos": None, "packets": 5}
+    assert got.agent_summary is not None and got.agent_summary["note"].startswith("bad ")
+    payloads = [e.payload for e in await store.events(call.id)]
+    assert payloads[-1]["data"]["media_stats"]["jitter_ms"] is None
