@@ -274,7 +274,8 @@ class Bench:
 
     def number(self, index: int, probe: bool) -> str:
         port = self.relay_port if probe else self.sipp_media
-        return f"+1{port:05d}{index:06d}"
+        # A possible number (Berlin, 15 digits) that carries the RTP port for SIPp's scenario.
+        return f"+4930{port:05d}{index:06d}"
 
     def new_call(self, probe: bool, phase: str) -> Placed:
         index = self.next_index

@@ -19,12 +19,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,22 +34,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from gateway.numbers import PhoneNumber
+
 ENV_PREFIX = "GATEWAY__"
-E164_RE = re.compile(r"^\+[1-9][0-9]{0,14}$")
 SHA256_KEY_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class ConfigError(Exception):
     """The configuration cannot be used. The message names the key and the problem."""
-
-
-def _e164(value: str) -> str:
-    if not E164_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not an E.164 number (+ then 1-15 digits, not starting with 0)")
-    return value
-
-
-E164 = Annotated[str, AfterValidator(_e164)]
 
 
 class _Section(BaseModel):
@@ -65,6 +56,8 @@ class HttpConfig(_Section):
     # it is not set, the gateway keeps a generated one in the database.
     signing_secret: SecretStr | None = None
     drain_timeout_seconds: float = Field(30.0, ge=0)
+    # Larger request bodies are refused with 413 without being read.
+    max_body_bytes: int = Field(65536, ge=1024)
 
     @field_validator("public_url")
     @classmethod
@@ -144,8 +137,11 @@ class AccountConfig(_Section):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")
     # Plaintext keys or "sha256:<hex>"; only the hashes are kept in memory.
     api_keys: list[SecretStr] = Field(min_length=1)
-    numbers: list[E164] = Field(default_factory=list)
-    default_from: E164 | None = None
+    numbers: list[PhoneNumber] = Field(default_factory=list)
+    default_from: PhoneNumber | None = None
+    # "possible" (default): a known country code and a length it uses. "valid": also in a
+    # range assigned to a carrier, which refuses test and fictional numbers such as +1555...
+    number_validation: Literal["possible", "valid"] = "possible"
     webhook_secret: SecretStr | None = None
     # During a secret rotation deliveries are signed with both (new first).
     webhook_secret_previous: SecretStr | None = None
@@ -283,6 +279,8 @@ def parse_trunk_uri(uri: str) -> TrunkTarget:
 class LimitsConfig(_Section):
     max_duration_ceiling: int = Field(14400, ge=1)
     metadata_max_bytes: int = Field(16384, ge=2)
+    # Levels of objects/arrays inside `metadata` (metadata itself is level 1).
+    metadata_max_depth: int = Field(16, ge=1, le=64)
     default_max_duration: int = Field(3600, ge=1)
 
     @model_validator(mode="after")

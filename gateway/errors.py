@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 
-class ApiError(Exception):
-    """An error answered to an API client with the Orbit error envelope."""
+
+class ApiError(HTTPException):
+    """An error answered to an API client with the Orbit error envelope.
+
+    An `HTTPException` so that one raised while the framework reads the request body
+    (size limit, strict JSON) reaches the envelope's handler unchanged.
+    """
 
     status: int = 500
     code: str = "INTERNAL_ERROR"
@@ -26,14 +32,17 @@ class ApiError(Exception):
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
+        super().__init__(self.status, message, headers or {})
+        self.message = message
         self.details = details
-        self.headers = headers or {}
+        self.headers: dict[str, str] = headers or {}
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class BadRequest(ApiError):
@@ -54,6 +63,24 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     code = "CONFLICT"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+    def __init__(self, limit: int) -> None:
+        # The rest of the body is not read: the connection cannot be reused.
+        super().__init__(
+            f"The request body is larger than {limit} bytes",
+            details={"limit": limit},
+            headers={"Connection": "close"},
+        )
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
 
 
 class ValidationFailed(ApiError):

@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from sqlalchemy import text
 
 from gateway import metrics
@@ -19,7 +18,7 @@ from gateway.api import envelope
 from gateway.api.auth import Keyring
 from gateway.api.calls import router as calls_router
 from gateway.api.cursor import CursorCodec
-from gateway.api.schemas import CallCreate, Health
+from gateway.api.schemas import Health
 from gateway.calls.backend import CallBackend
 from gateway.calls.dialer import SipDialer
 from gateway.calls.model import Call
@@ -182,7 +181,7 @@ def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAP
         redoc_url=None,
     )
     app.state.gateway = gateway
-    envelope.install(app)
+    envelope.install(app, max_body_bytes=settings.http.max_body_bytes)
     app.include_router(calls_router)
     app.include_router(recordings_router(lambda: gateway.recording_storage))
     app.include_router(metrics.metrics_router())
@@ -205,20 +204,4 @@ def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAP
             return {"status": "ready"}
         return JSONResponse({"status": "draining" if gateway.draining else "unavailable"}, status_code=503)
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            body = CallCreate.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
-            components.update(body.pop("$defs", {}))
-            components["CallCreate"] = body
-            schema["components"]["securitySchemes"] = {
-                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
-            }
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
     return app

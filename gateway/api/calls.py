@@ -2,108 +2,101 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.routing import APIRoute
 
-from gateway.api.deps import AccountDep, GatewayDep
+from gateway.api.body import parse_json_object
+from gateway.api.deps import AccountDep, GatewayDep, authenticate, get_gateway
 from gateway.api.envelope import error_responses, ok
 from gateway.api.schemas import CallCreate, CallEnvelope, CallListEnvelope, HangupEnvelope
 from gateway.calls.model import ListFilters
 from gateway.calls.service import CallRequest
 from gateway.calls.status import CallStatus
 from gateway.calls.views import call_view, hangup_view
-from gateway.config import E164_RE
-from gateway.errors import ApiError, BadRequest, ValidationFailed
+from gateway.errors import UnsupportedMediaType, ValidationFailed
+from gateway.jsonutil import dumps_bytes
+from gateway.numbers import EXPECTED, InvalidNumber, parse_e164
 from gateway.webhooks.ssrf import WebhookTargetError, check_target
 
-router = APIRouter(prefix="/v1/voice", tags=["calls"])
 
-_E164_EXPECTED = "E.164 format e.g. +14155552671"
-
-
-def _body_error(exc: ValidationError) -> ApiError:
-    err = exc.errors()[0]
-    field = str(err["loc"][0]) if err["loc"] else "body"
-    value = err.get("input") if isinstance(err.get("input"), str | int | bool) else None
-    if err["type"] == "missing":
-        return ValidationFailed(
-            f"The '{field}' field is required", field=field, code="MISSING_REQUIRED_FIELD"
-        )
-    if field in ("to", "from"):
-        return ValidationFailed(
-            f"The '{field}' field must be a valid E.164 phone number",
-            field=field,
-            code="INVALID_PHONE_NUMBER",
-            value=value,
-            expected=_E164_EXPECTED,
-        )
-    if field == "webhook_url":
-        return ValidationFailed(
-            "The 'webhook_url' field must be an http or https URL", field=field, code="INVALID_WEBHOOK_URL"
-        )
-    msg = err["msg"]
-    return ValidationFailed(f"Invalid value for '{field}': {msg}", field=field, value=value)
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            limits = get_gateway(self).settings.limits
+            self._json = parse_json_object(await self.body(), max_depth=limits.metadata_max_depth)
+        return self._json
 
 
-async def _parse_create(request: Request, gw: GatewayDep) -> CallRequest:
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest("The request body is not valid JSON", code="INVALID_JSON") from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("The request body must be a JSON object", field="body")
-    for key in ("from", "agent_id", "webhook_url"):
-        if body.get(key) is None:
-            body.pop(key, None)  # null means "not given"
-    try:
-        parsed = CallCreate.model_validate(body)
-    except ValidationError as exc:
-        raise _body_error(exc) from None
+class JsonBodyRoute(APIRoute):
+    """A route that authenticates first (an unknown client learns nothing, not even that its
+    body is malformed), then reads its JSON body strictly (`gateway.api.body`)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # A body without Content-Type is JSON too (clients that send none still work).
+        kwargs["strict_content_type"] = False
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_body = self.body_field is not None
+
+        async def strict(request: Request) -> Response:
+            request.state.account = authenticate(request, request.headers.get("x-api-key"))
+            content_type = request.headers.get("content-type")
+            if takes_body and content_type is not None and not _is_json(content_type):
+                raise UnsupportedMediaType(
+                    "The request body must be JSON: send it with 'Content-Type: application/json'",
+                    details={"content_type": content_type[:100]},
+                )
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
+router = APIRouter(prefix="/v1/voice", tags=["calls"], route_class=JsonBodyRoute)
+
+
+async def _call_request(body: CallCreate, gw: GatewayDep) -> CallRequest:
+    """The checks that need the operator's settings; the shapes were checked by `CallCreate`."""
     limits = gw.settings.limits
-    if "max_duration" not in body:
-        parsed.max_duration = limits.default_max_duration
-    if parsed.max_duration > limits.max_duration_ceiling:
+    max_duration = body.max_duration if "max_duration" in body.model_fields_set else limits.default_max_duration
+    if max_duration > limits.max_duration_ceiling:
         raise ValidationFailed(
             f"'max_duration' must be between 1 and {limits.max_duration_ceiling} seconds",
             field="max_duration",
-            value=parsed.max_duration,
+            value=max_duration,
         )
-    size = len(json.dumps(parsed.metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(dumps_bytes(body.metadata))
     if size > limits.metadata_max_bytes:
         raise ValidationFailed(
             f"'metadata' is {size} bytes as JSON; the limit is {limits.metadata_max_bytes}",
             field="metadata",
             code="METADATA_TOO_LARGE",
         )
-    if parsed.webhook_url is not None:
+    if body.webhook_url is not None:
         try:
-            await check_target(parsed.webhook_url, allow_private=gw.settings.webhooks.allow_private_targets)
+            await check_target(body.webhook_url, allow_private=gw.settings.webhooks.allow_private_targets)
         except WebhookTargetError as exc:
             raise ValidationFailed(
                 f"The 'webhook_url' {exc}", field="webhook_url", code="INVALID_WEBHOOK_URL"
             ) from None
     return CallRequest(
-        to=parsed.to,
-        from_=parsed.from_,
-        agent_id=parsed.agent_id,
-        webhook_url=parsed.webhook_url,
-        record=parsed.record,
-        max_duration=parsed.max_duration,
-        metadata=parsed.metadata,
+        to=body.to,
+        from_=body.from_,
+        agent_id=body.agent_id,
+        webhook_url=body.webhook_url,
+        record=body.record,
+        max_duration=max_duration,
+        metadata=body.metadata,
     )
-
-
-_CREATE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CallCreate"}}},
-    }
-}
 
 
 @router.post(
@@ -112,12 +105,11 @@ _CREATE_BODY: dict[str, Any] = {
     response_model=CallEnvelope,
     summary="Initiate Call",
     description="Start a new outbound call, optionally handled by an AI voice agent.",
-    openapi_extra=_CREATE_BODY,
-    responses=error_responses(400, 401, 422, 429, 500, 503),
+    responses=error_responses(400, 401, 413, 415, 422, 429, 500, 503),
 )
-async def create_call(request: Request, account: AccountDep, gw: GatewayDep) -> JSONResponse:
+async def create_call(request: Request, body: CallCreate, account: AccountDep, gw: GatewayDep) -> Response:
     gw.check_accepting()
-    req = await _parse_create(request, gw)
+    req = await _call_request(body, gw)
     call = await gw.calls.create(account, req)
     return ok(request, gw.call_view(call), status=201)
 
@@ -128,15 +120,16 @@ def _number_filter(name: str, value: str | None) -> str | None:
     # An unencoded '+' in a query string arrives as a space.
     if value.startswith(" ") and value[1:].isdigit():
         value = "+" + value[1:]
-    if not E164_RE.fullmatch(value):
+    try:
+        return parse_e164(value)
+    except InvalidNumber as exc:
         raise ValidationFailed(
-            f"The '{name}' filter must be an E.164 phone number (encode '+' as %2B)",
+            f"The '{name}' filter must be an E.164 phone number (encode '+' as %2B): the number {exc.reason}",
             field=name,
             code="INVALID_PHONE_NUMBER",
             value=value,
-            expected=_E164_EXPECTED,
-        )
-    return value
+            expected=EXPECTED,
+        ) from None
 
 
 @router.get(
@@ -157,7 +150,7 @@ async def list_calls(
         str | None, Query(alias="from", max_length=32, description="Only calls from this number")
     ] = None,
     to: Annotated[str | None, Query(max_length=32, description="Only calls to this number")] = None,
-) -> JSONResponse:
+) -> Response:
     filters = ListFilters(status=status, from_=_number_filter("from", from_), to=_number_filter("to", to))
     after = gw.cursors.decode(account.id, filters.fingerprint(), cursor) if cursor else None
     page = await gw.calls.page(account.id, filters, after, limit)
@@ -176,7 +169,7 @@ async def list_calls(
     description="A call's status, duration, recording URL and agent interaction summary.",
     responses=error_responses(401, 404, 422, 500),
 )
-async def get_call(request: Request, call_id: str, account: AccountDep, gw: GatewayDep) -> JSONResponse:
+async def get_call(request: Request, call_id: str, account: AccountDep, gw: GatewayDep) -> Response:
     call = await gw.calls.get(account.id, call_id)
     return ok(request, gw.call_view(call))
 
@@ -191,7 +184,7 @@ async def get_call(request: Request, call_id: str, account: AccountDep, gw: Gate
     ),
     responses=error_responses(401, 404, 409, 422, 500),
 )
-async def hangup_call(request: Request, call_id: str, account: AccountDep, gw: GatewayDep) -> JSONResponse:
+async def hangup_call(request: Request, call_id: str, account: AccountDep, gw: GatewayDep) -> Response:
     call = await gw.calls.hangup(account.id, call_id)
     return ok(request, hangup_view(call))
 

@@ -7,24 +7,21 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from gateway.calls.status import CallStatus
-
-E164_PATTERN = r"^\+[1-9][0-9]{0,14}$"
+from gateway.numbers import PhoneNumber
 
 
 class CallCreate(BaseModel):
-    """Body of `POST /v1/voice/calls`. Fields not listed are ignored."""
+    """Body of `POST /v1/voice/calls`. Fields not listed are ignored; null is the same as absent
+    for the optional text fields."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    to: StrictStr = Field(
-        pattern=E164_PATTERN,
+    to: PhoneNumber = Field(
         description="Destination phone number in E.164 format (e.g., +14155552671)",
-        examples=["+14155552671"],
     )
-    from_: StrictStr | None = Field(
+    from_: PhoneNumber | None = Field(
         None,
         alias="from",
-        pattern=E164_PATTERN,
         description="Caller ID: a number registered to your account (defaults to the account's default number)",
         examples=["+12025551234"],
     )
@@ -38,7 +35,8 @@ class CallCreate(BaseModel):
     max_duration: StrictInt = Field(
         3600,
         ge=1,
-        description="Maximum call duration in seconds (default 1 hour; upper bound set by the operator)",
+        description="Maximum call duration in seconds (default 1 hour, or as the operator set it; "
+        "upper bound set by the operator)",
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Arbitrary key-value pairs attached to the call"

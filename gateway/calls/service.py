@@ -17,7 +17,9 @@ from gateway.calls.status import CallStatus, HangupCause, HangupSide
 from gateway.config import AccountConfig, Settings
 from gateway.errors import Conflict, NotFound, ValidationFailed
 from gateway.ids import new_call_id
+from gateway.jsonutil import clean_text
 from gateway.logs import call_id_var
+from gateway.numbers import InvalidNumber, parse_e164
 from gateway.store.calls import CallStore
 from gateway.timeutil import utcnow
 
@@ -86,6 +88,17 @@ class CallService:
                 code="AGENT_NOT_FOUND",
                 value=req.agent_id,
             )
+        if account.number_validation == "valid":
+            try:
+                parse_e164(req.to, require_valid=True)
+            except InvalidNumber as exc:
+                raise ValidationFailed(
+                    f"The 'to' field must be a valid phone number: the number {exc.reason}",
+                    field="to",
+                    code="INVALID_PHONE_NUMBER",
+                    value=req.to,
+                    expected="a number in a range assigned to a carrier",
+                ) from None
         trunk = self.settings.route(req.to)
         if trunk is None:
             raise ValidationFailed(
@@ -171,7 +184,8 @@ class CallService:
             hangup_cause=str(outcome.cause),
             hangup_side=str(outcome.side) if outcome.side else None,
             sip_status=outcome.sip_status,
-            sip_reason=outcome.sip_reason,
+            # A carrier's reason phrase may be broken UTF-8.
+            sip_reason=clean_text(outcome.sip_reason) if outcome.sip_reason else None,
         )
         event = self._ended.get(call_id)
         if event is not None:

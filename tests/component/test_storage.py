@@ -427,7 +427,7 @@ class Clock:
 
 def local_app(storage: LocalStorage) -> FastAPI:
     app = FastAPI()
-    envelope.install(app)
+    envelope.install(app, max_body_bytes=65536)
     app.include_router(recordings_router(lambda: storage))
     return app
 
@@ -503,7 +503,7 @@ async def test_route_refuses_traversal_and_s3_backend(tmp_path: Path) -> None:
 
     s3 = s3_storage("http://127.0.0.1:9")
     app = FastAPI()
-    envelope.install(app)
+    envelope.install(app, max_body_bytes=65536)
     app.include_router(recordings_router(lambda: s3))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw.test") as client:
         r = await client.get("/v1/voice/recordings/a/b.wav?expires=1&signature=x")
