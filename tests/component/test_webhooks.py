@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from gateway import metrics
 from gateway.calls.model import Call
 from gateway.calls.status import CallStatus
 from gateway.config import Settings
@@ -17,6 +20,7 @@ from gateway.ids import new_call_id
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.store.models import DeliveryRow
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
 from tests.support.receiver import WebhookReceiver
@@ -52,6 +56,11 @@ class Env:
         await self.store.transition(call.id, CallStatus.IN_PROGRESS, now)
         await self.store.transition(call.id, CallStatus.COMPLETED, now)
 
+    async def deliveries(self, call_id: str) -> list[DeliveryRow]:
+        async with self.sessions() as s:
+            stmt = select(DeliveryRow).where(DeliveryRow.call_id == call_id).order_by(DeliveryRow.seq)
+            return list((await s.execute(stmt)).scalars().all())
+
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
@@ -78,6 +87,23 @@ async def _drain(d: WebhookDispatcher, until, timeout: float = 10.0) -> None:  #
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+async def _settle(d: WebhookDispatcher, env: Env, call_id: str, timeout: float = 10.0) -> list[DeliveryRow]:
+    """Run the dispatcher until none of the call's deliveries is pending; then none can be attempted again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await d.run_once()
+        rows = await env.deliveries(call_id)
+        if all(r.state != "pending" for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries still pending")
+
+
+def _delivery_count(result: str) -> float:
+    value = metrics.METRICS.registry.get_sample_value("orbit_webhook_deliveries_total", {"result": result})
+    return value or 0.0
 
 
 async def test_signed_events_arrive_in_order(env: Env, receiver: WebhookReceiver) -> None:
@@ -159,15 +185,81 @@ async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -
     assert all(r.path == "/hooks" for r in receiver.received)
 
 
-async def test_private_target_refused_at_delivery(env: Env, receiver: WebhookReceiver) -> None:
-    await env.call(receiver.url)  # stored while private targets were allowed, then the switch is off
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1]))
-    for _ in range(4):
-        await d.run_once()
-        await asyncio.sleep(0.12)
+async def test_target_resolving_to_loopback_is_refused_once_and_dead(
+    env: Env, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stored while private targets were allowed (the receiver is on loopback); now they are not.
+    call = await env.call(f"http://localhost:{receiver.port}/hooks?token=s3cret-token")
+    await env.lifecycle(call)
+    refused, dead, failed = _delivery_count("refused"), _delivery_count("dead"), _delivery_count("failed")
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    with caplog.at_level(logging.INFO, logger="gateway.webhooks"):
+        rows = await _settle(d, env, call.id)
     await d.stop()
     assert receiver.received == []
-    assert d.dead == 1
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1), ("dead", 0), ("dead", 0), ("dead", 0)]
+    assert rows[0].last_error is not None
+    assert "localhost resolves to 127.0.0.1" in rows[0].last_error
+    assert "private, loopback or reserved" in rows[0].last_error
+    # The later events of the call would go to the same refused URL: given up with it.
+    assert all("refused" in (r.last_error or "") for r in rows[1:])
+    assert _delivery_count("refused") - refused == 1
+    assert (_delivery_count("dead") - dead, _delivery_count("failed") - failed) == (0, 0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage() == "webhook target refused"]
+    assert len(warnings) == 1
+    assert warnings[0].__dict__["call_id"] == call.id
+    assert all("s3cret-token" not in repr(r.__dict__) for r in caplog.records)
+    assert all("s3cret-token" not in (r.last_error or "") for r in rows)
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0x7f.1", "017700000001", "127.1"])
+async def test_numeric_ipv4_host_does_not_reach_loopback(env: Env, receiver: WebhookReceiver, host: str) -> None:
+    url = f"http://{host}:{receiver.port}/hooks"
+    # The URL does reach the receiver when nothing checks it ...
+    open_call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    assert [r.state for r in await _settle(d, env, open_call.id)] == ["delivered"]
+    await d.stop()
+    assert len(receiver.received) == 1
+    # ... and is refused, after one attempt, when the check is on.
+    call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert len(receiver.received) == 1
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1)]
+    assert "resolves to 127.0.0.1" in (rows[0].last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://hooks.example.com/calls", "must be an http or https URL"),
+        ("http://user:pa55word@hooks.example.com/calls", "must not carry credentials"),
+        ("http://hooks.example.com:99999/calls", "not a valid URL"),
+    ],
+)
+async def test_malformed_target_is_dead_after_one_attempt(env: Env, url: str, why: str) -> None:
+    # Such a URL can come from an account's configured webhook_url, which the API never saw.
+    call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1)]
+    assert why in (rows[0].last_error or "")
+    assert "pa55word" not in (rows[0].last_error or "")
+
+
+async def test_unresolvable_host_is_retried_on_the_schedule(env: Env) -> None:
+    # No DNS answer is not a refusal: the name may resolve later.
+    call = await env.call("http://hooks.invalid/calls")
+    refused = _delivery_count("refused")
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 3)]
+    assert (rows[0].last_error or "").startswith("cannot resolve hooks.invalid")
+    assert _delivery_count("refused") == refused
 
 
 async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookReceiver) -> None:
