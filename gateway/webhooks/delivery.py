@@ -5,8 +5,8 @@ transaction (see `CallStore`). This worker sends them: at least once, in order p
 call and URL (a later event waits until the earlier one is delivered or dead), with
 the retry schedule from the configuration, a lease so that several nodes never send
 the same attempt at once, and the SSRF check repeated on the address actually
-connected to. A target that check refuses is dead at once: retrying cannot change
-the answer.
+connected to. A target that check refuses, and an event that cannot be sent as strict
+JSON, are dead at once: retrying cannot change the answer.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class DeliveryError(Exception):
 class TargetRefused(DeliveryError):
     """The SSRF check refused the target: not an http(s) URL fit to send to, or its host
     resolves to a forbidden address. Final, not retried."""
+
+
+class Unsendable(DeliveryError):
+    """The event cannot be turned into a request body. Final, not retried."""
 
 
 class WebhookDispatcher:
@@ -169,7 +173,11 @@ class WebhookDispatcher:
             await self._attempt(delivery, event)
 
     async def _attempt(self, delivery: DeliveryRow, event: EventRow) -> None:
-        body = await self._body(event)
+        try:
+            body = await self._body(event)
+        except Unsendable as exc:
+            await self._record(delivery, exc)
+            return
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
@@ -195,7 +203,12 @@ class WebhookDispatcher:
             data = dict(payload.get("data") or {})
             data["recording_url"] = await self.recording_url(event.call_id)
             payload["data"] = data
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except ValueError as exc:
+            # NaN or infinity in a stored payload (call metadata that arrived as non-standard
+            # JSON): no receiver should get that, and every retry would fail the same way.
+            raise Unsendable(f"payload cannot be serialized as JSON: {exc}") from None
 
     def _secrets(self, account_id: str) -> list[str]:
         account = self._settings.account(account_id)
@@ -268,7 +281,7 @@ class WebhookDispatcher:
             metrics.webhook_delivery("refused")
             log.warning("webhook target refused", extra={**extra, "error": str(error)})
             await self._give_up_pending(delivery, f"given up with an earlier event: {error}")
-        elif attempts >= len(schedule):
+        elif isinstance(error, Unsendable) or attempts >= len(schedule):
             values |= {"state": "dead", "last_status": error.status, "last_error": str(error)[:500]}
             self.dead += 1
             metrics.webhook_delivery("dead")

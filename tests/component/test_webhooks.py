@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gateway import metrics
 from gateway.calls.model import Call
 from gateway.calls.status import CallStatus
 from gateway.config import Settings
-from gateway.ids import new_call_id
+from gateway.ids import new_call_id, new_event_id, new_id
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
-from gateway.store.models import DeliveryRow
+from gateway.store.models import CallRow, DeliveryRow, EventRow
+from gateway.timeutil import iso
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
 from tests.support.receiver import WebhookReceiver
@@ -60,6 +63,19 @@ class Env:
         async with self.sessions() as s:
             stmt = select(DeliveryRow).where(DeliveryRow.call_id == call_id).order_by(DeliveryRow.seq)
             return list((await s.execute(stmt)).scalars().all())
+
+    async def insert_ringing_event(self, call: Call, data: dict[str, Any]) -> None:
+        """Write a `call.ringing` event row and its delivery directly, as an older version may have."""
+        now = datetime.now(UTC)
+        event_id = new_event_id()
+        payload = {"id": event_id, "type": "call.ringing", "created_at": iso(now), "data": data}
+        async with self.sessions.begin() as s:
+            s.add(EventRow(id=event_id, call_id=call.id, account_id=call.account_id, seq=2, type="call.ringing",
+                           created_at=now, payload=payload))
+            await s.flush()
+            s.add(DeliveryRow(delivery_id=new_id("dlv"), event_id=event_id, call_id=call.id, seq=2,
+                              url=call.webhook_url, state="pending", attempts=0, next_attempt_at=now))
+            await s.execute(update(CallRow).where(CallRow.id == call.id).values(status="ringing", event_seq=2))
 
 
 @pytest.fixture
@@ -260,6 +276,37 @@ async def test_unresolvable_host_is_retried_on_the_schedule(env: Env) -> None:
     assert [(r.state, r.attempts) for r in rows] == [("dead", 3)]
     assert (rows[0].last_error or "").startswith("cannot resolve hooks.invalid")
     assert _delivery_count("refused") == refused
+
+
+def _strict_json(body: bytes) -> Any:
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+async def test_payload_that_is_not_strict_json_is_dead_and_the_worker_goes_on(
+    env: Env, receiver: WebhookReceiver
+) -> None:
+    call = await env.call(receiver.url)
+    # An event row holding NaN (as metadata sent as non-standard JSON can): strict JSON cannot carry it.
+    await env.insert_ringing_event(call, {"id": call.id, "status": "ringing", "metadata": {"score": float("nan")}})
+    await env.store.transition(call.id, CallStatus.IN_PROGRESS, datetime.now(UTC))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(), poll_interval=0.05)
+    d.start()  # the real worker loop: a batch that raised would be logged and the lease left to expire
+
+    async def settled() -> list[DeliveryRow]:
+        while True:
+            rows = await env.deliveries(call.id)
+            if all(r.state != "pending" for r in rows):
+                return rows
+            await asyncio.sleep(0.05)
+
+    rows = await asyncio.wait_for(settled(), timeout=10)
+    await d.stop()
+    assert [(r.seq, r.state, r.attempts) for r in rows] == [(1, "delivered", 1), (2, "dead", 1), (3, "delivered", 1)]
+    assert "cannot be serialized as JSON" in (rows[1].last_error or "")
+    assert [_strict_json(r.body)["type"] for r in receiver.received] == ["call.initiated", "call.answered"]
 
 
 async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookReceiver) -> None:
