@@ -14,7 +14,7 @@ metric                                    type       recorded by
 ``orbit_rtp_packet_loss_ratio``           histogram  :func:`media_stats` at call end: lost / (received + lost)
 ``orbit_rtp_jitter_ms``                   histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
 ``orbit_agent_connect_seconds``           histogram  :func:`agent_connected`: websocket connect + start handshake
-``orbit_webhook_deliveries_total``        counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead
+``orbit_webhook_deliveries_total``        counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead|refused
 ``orbit_recording_uploads_total``         counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
 ``orbit_media_clock_lateness_ms``         histogram  :func:`clock_lateness`: how late each media tick ran
 ``orbit_playout_frames_total{outcome}``   counter    :func:`watch_playout`: caller audio frames by playout outcome
@@ -84,7 +84,7 @@ __all__ = [
 log = logging.getLogger("gateway.metrics")
 
 FINAL_STATUSES: Final[tuple[str, ...]] = tuple(sorted(str(s) for s in TERMINAL))
-WEBHOOK_RESULTS: Final[tuple[str, ...]] = ("delivered", "failed", "dead")
+WEBHOOK_RESULTS: Final[tuple[str, ...]] = ("delivered", "failed", "dead", "refused")
 RECORDING_RESULTS: Final[tuple[str, ...]] = ("ok", "failed")
 
 LOSS_RATIO_BUCKETS: Final[tuple[float, ...]] = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -178,7 +178,8 @@ class GatewayMetrics:
         )
         self.webhook_deliveries_total = Counter(
             "orbit_webhook_deliveries_total",
-            "Webhook delivery attempts: delivered, failed (will retry) or dead (given up)",
+            "Webhook delivery attempts: delivered, failed (will retry), dead (given up) or refused "
+            "(the SSRF check refused the target; given up without sending)",
             ["result"],
             registry=r,
         )
@@ -283,7 +284,8 @@ class GatewayMetrics:
             self.agent_connect_seconds.observe(value)
 
     def webhook_delivery(self, result: str) -> None:
-        """One delivery attempt: ``delivered``, ``failed`` (a retry is scheduled) or ``dead``."""
+        """One delivery attempt: ``delivered``, ``failed`` (a retry is scheduled), ``dead`` or
+        ``refused`` (the SSRF check refused the target: dead too, counted apart)."""
         if result not in WEBHOOK_RESULTS:
             log.warning("metrics: unknown webhook result", extra={"result": result})
             return

@@ -5,7 +5,8 @@ transaction (see `CallStore`). This worker sends them: at least once, in order p
 call and URL (a later event waits until the earlier one is delivered or dead), with
 the retry schedule from the configuration, a lease so that several nodes never send
 the same attempt at once, and the SSRF check repeated on the address actually
-connected to.
+connected to. A target that check refuses, and an event that cannot be sent as strict
+JSON, are dead at once: retrying cannot change the answer.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class DeliveryError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class TargetRefused(DeliveryError):
+    """The SSRF check refused the target: not an http(s) URL fit to send to, or its host
+    resolves to a forbidden address. Final, not retried."""
+
+
+class Unsendable(DeliveryError):
+    """The event cannot be turned into a request body. Final, not retried."""
 
 
 class WebhookDispatcher:
@@ -163,7 +173,11 @@ class WebhookDispatcher:
             await self._attempt(delivery, event)
 
     async def _attempt(self, delivery: DeliveryRow, event: EventRow) -> None:
-        body = await self._body(event)
+        try:
+            body = await self._body(event)
+        except Unsendable as exc:
+            await self._record(delivery, exc)
+            return
         headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
@@ -189,7 +203,12 @@ class WebhookDispatcher:
             data = dict(payload.get("data") or {})
             data["recording_url"] = await self.recording_url(event.call_id)
             payload["data"] = data
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except ValueError as exc:
+            # NaN or infinity in a stored payload (call metadata that arrived as non-standard
+            # JSON): no receiver should get that, and every retry would fail the same way.
+            raise Unsendable(f"payload cannot be serialized as JSON: {exc}") from None
 
     def _secrets(self, account_id: str) -> list[str]:
         account = self._settings.account(account_id)
@@ -201,18 +220,24 @@ class WebhookDispatcher:
         try:
             host, port = check_url_shape(url)
         except WebhookTargetError as exc:
-            raise DeliveryError(f"invalid target: {exc}") from None
+            raise TargetRefused(f"invalid target: {exc}") from None
         target = url
         extensions: dict[str, Any] = {}
         if not self._settings.webhooks.allow_private_targets:
             # Resolve once, check every address, and connect to the checked one.
+            # No answer is not a refusal (the name may resolve later): that stays retryable.
             try:
                 infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
             except OSError as exc:
                 raise DeliveryError(f"cannot resolve {host}: {exc}") from None
             addresses = [str(i[4][0]) for i in infos]
-            if not addresses or not all(address_allowed(a) for a in addresses):
-                raise DeliveryError("target resolves to a private, loopback or reserved address")
+            if not addresses:
+                raise DeliveryError(f"cannot resolve {host}: no addresses")
+            forbidden = [a for a in addresses if not address_allowed(a)]
+            if forbidden:
+                raise TargetRefused(
+                    f"target refused: {host} resolves to {forbidden[0]}, a private, loopback or reserved address"
+                )
             parts = urlsplit(url)
             ip = addresses[0]
             netloc = f"[{ip}]" if ":" in ip else ip
@@ -245,17 +270,18 @@ class WebhookDispatcher:
             self.dead += 1
             metrics.webhook_delivery("dead")
             log.warning("webhook target gone", extra=extra)
-            await self._writes.execute(
-                update(DeliveryRow)
-                .where(
-                    DeliveryRow.call_id == delivery.call_id,
-                    DeliveryRow.url == delivery.url,
-                    DeliveryRow.state == "pending",
-                    DeliveryRow.id != delivery.id,
-                )
-                .values(state="dead", last_error="target answered 410 Gone earlier")
-            )
-        elif attempts >= len(schedule):
+            await self._give_up_pending(delivery, "target answered 410 Gone earlier")
+        elif isinstance(error, TargetRefused):
+            # Final, like 410: it is the target that is refused, not the event, so the call's
+            # other pending events for this URL are given up with it rather than each repeating
+            # the refusal. Events the call writes later still get one attempt each, which is
+            # also the chance for a DNS answer that has changed since.
+            values |= {"state": "dead", "last_status": None, "last_error": str(error)[:500]}
+            self.dead += 1
+            metrics.webhook_delivery("refused")
+            log.warning("webhook target refused", extra={**extra, "error": str(error)})
+            await self._give_up_pending(delivery, f"given up with an earlier event: {error}")
+        elif isinstance(error, Unsendable) or attempts >= len(schedule):
             values |= {"state": "dead", "last_status": error.status, "last_error": str(error)[:500]}
             self.dead += 1
             metrics.webhook_delivery("dead")
@@ -271,3 +297,16 @@ class WebhookDispatcher:
             metrics.webhook_delivery("failed")
             log.info("webhook attempt failed", extra={**extra, "error": str(error), "retry_in": delay})
         await self._writes.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
+
+    async def _give_up_pending(self, delivery: DeliveryRow, reason: str) -> None:
+        """Dead-letter the call's other pending deliveries to the same URL."""
+        await self._writes.execute(
+            update(DeliveryRow)
+            .where(
+                DeliveryRow.call_id == delivery.call_id,
+                DeliveryRow.url == delivery.url,
+                DeliveryRow.state == "pending",
+                DeliveryRow.id != delivery.id,
+            )
+            .values(state="dead", last_error=reason[:500])
+        )

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
+from gateway import metrics
 from gateway.calls.model import Call
 from gateway.calls.status import CallStatus
 from gateway.config import Settings
-from gateway.ids import new_call_id
+from gateway.ids import new_call_id, new_event_id, new_id
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.store.models import CallRow, DeliveryRow, EventRow
+from gateway.timeutil import iso
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
 from tests.support.receiver import WebhookReceiver
@@ -52,6 +59,24 @@ class Env:
         await self.store.transition(call.id, CallStatus.IN_PROGRESS, now)
         await self.store.transition(call.id, CallStatus.COMPLETED, now)
 
+    async def deliveries(self, call_id: str) -> list[DeliveryRow]:
+        async with self.sessions() as s:
+            stmt = select(DeliveryRow).where(DeliveryRow.call_id == call_id).order_by(DeliveryRow.seq)
+            return list((await s.execute(stmt)).scalars().all())
+
+    async def insert_ringing_event(self, call: Call, data: dict[str, Any]) -> None:
+        """Write a `call.ringing` event row and its delivery directly, as an older version may have."""
+        now = datetime.now(UTC)
+        event_id = new_event_id()
+        payload = {"id": event_id, "type": "call.ringing", "created_at": iso(now), "data": data}
+        async with self.sessions.begin() as s:
+            s.add(EventRow(id=event_id, call_id=call.id, account_id=call.account_id, seq=2, type="call.ringing",
+                           created_at=now, payload=payload))
+            await s.flush()
+            s.add(DeliveryRow(delivery_id=new_id("dlv"), event_id=event_id, call_id=call.id, seq=2,
+                              url=call.webhook_url, state="pending", attempts=0, next_attempt_at=now))
+            await s.execute(update(CallRow).where(CallRow.id == call.id).values(status="ringing", event_seq=2))
+
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
@@ -78,6 +103,23 @@ async def _drain(d: WebhookDispatcher, until, timeout: float = 10.0) -> None:  #
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+async def _settle(d: WebhookDispatcher, env: Env, call_id: str, timeout: float = 10.0) -> list[DeliveryRow]:
+    """Run the dispatcher until none of the call's deliveries is pending; then none can be attempted again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await d.run_once()
+        rows = await env.deliveries(call_id)
+        if all(r.state != "pending" for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    raise AssertionError("deliveries still pending")
+
+
+def _delivery_count(result: str) -> float:
+    value = metrics.METRICS.registry.get_sample_value("orbit_webhook_deliveries_total", {"result": result})
+    return value or 0.0
 
 
 async def test_signed_events_arrive_in_order(env: Env, receiver: WebhookReceiver) -> None:
@@ -159,15 +201,112 @@ async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -
     assert all(r.path == "/hooks" for r in receiver.received)
 
 
-async def test_private_target_refused_at_delivery(env: Env, receiver: WebhookReceiver) -> None:
-    await env.call(receiver.url)  # stored while private targets were allowed, then the switch is off
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1]))
-    for _ in range(4):
-        await d.run_once()
-        await asyncio.sleep(0.12)
+async def test_target_resolving_to_loopback_is_refused_once_and_dead(
+    env: Env, receiver: WebhookReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Stored while private targets were allowed (the receiver is on loopback); now they are not.
+    call = await env.call(f"http://localhost:{receiver.port}/hooks?token=s3cret-token")
+    await env.lifecycle(call)
+    refused, dead, failed = _delivery_count("refused"), _delivery_count("dead"), _delivery_count("failed")
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    with caplog.at_level(logging.INFO, logger="gateway.webhooks"):
+        rows = await _settle(d, env, call.id)
     await d.stop()
     assert receiver.received == []
-    assert d.dead == 1
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1), ("dead", 0), ("dead", 0), ("dead", 0)]
+    assert rows[0].last_error is not None
+    assert "localhost resolves to 127.0.0.1" in rows[0].last_error
+    assert "private, loopback or reserved" in rows[0].last_error
+    # The later events of the call would go to the same refused URL: given up with it.
+    assert all("refused" in (r.last_error or "") for r in rows[1:])
+    assert _delivery_count("refused") - refused == 1
+    assert (_delivery_count("dead") - dead, _delivery_count("failed") - failed) == (0, 0)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.getMessage() == "webhook target refused"]
+    assert len(warnings) == 1
+    assert warnings[0].__dict__["call_id"] == call.id
+    assert all("s3cret-token" not in repr(r.__dict__) for r in caplog.records)
+    assert all("s3cret-token" not in (r.last_error or "") for r in rows)
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "0x7f.1", "017700000001", "127.1"])
+async def test_numeric_ipv4_host_does_not_reach_loopback(env: Env, receiver: WebhookReceiver, host: str) -> None:
+    url = f"http://{host}:{receiver.port}/hooks"
+    # The URL does reach the receiver when nothing checks it ...
+    open_call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    assert [r.state for r in await _settle(d, env, open_call.id)] == ["delivered"]
+    await d.stop()
+    assert len(receiver.received) == 1
+    # ... and is refused, after one attempt, when the check is on.
+    call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert len(receiver.received) == 1
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1)]
+    assert "resolves to 127.0.0.1" in (rows[0].last_error or "")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://hooks.example.com/calls", "must be an http or https URL"),
+        ("http://user:pa55word@hooks.example.com/calls", "must not carry credentials"),
+        ("http://hooks.example.com:99999/calls", "not a valid URL"),
+    ],
+)
+async def test_malformed_target_is_dead_after_one_attempt(env: Env, url: str, why: str) -> None:
+    # Such a URL can come from an account's configured webhook_url, which the API never saw.
+    call = await env.call(url)
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1)]
+    assert why in (rows[0].last_error or "")
+    assert "pa55word" not in (rows[0].last_error or "")
+
+
+async def test_unresolvable_host_is_retried_on_the_schedule(env: Env) -> None:
+    # No DNS answer is not a refusal: the name may resolve later.
+    call = await env.call("http://hooks.invalid/calls")
+    refused = _delivery_count("refused")
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    rows = await _settle(d, env, call.id)
+    await d.stop()
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 3)]
+    assert (rows[0].last_error or "").startswith("cannot resolve hooks.invalid")
+    assert _delivery_count("refused") == refused
+
+
+def _strict_json(body: bytes) -> Any:
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(body, parse_constant=refuse)
+
+
+async def test_payload_that_is_not_strict_json_is_dead_and_the_worker_goes_on(
+    env: Env, receiver: WebhookReceiver
+) -> None:
+    call = await env.call(receiver.url)
+    # An event row holding NaN (as metadata sent as non-standard JSON can): strict JSON cannot carry it.
+    await env.insert_ringing_event(call, {"id": call.id, "status": "ringing", "metadata": {"score": float("nan")}})
+    await env.store.transition(call.id, CallStatus.IN_PROGRESS, datetime.now(UTC))
+    d = WebhookDispatcher(env.sessions, env.writes, _settings(), poll_interval=0.05)
+    d.start()  # the real worker loop: a batch that raised would be logged and the lease left to expire
+
+    async def settled() -> list[DeliveryRow]:
+        while True:
+            rows = await env.deliveries(call.id)
+            if all(r.state != "pending" for r in rows):
+                return rows
+            await asyncio.sleep(0.05)
+
+    rows = await asyncio.wait_for(settled(), timeout=10)
+    await d.stop()
+    assert [(r.seq, r.state, r.attempts) for r in rows] == [(1, "delivered", 1), (2, "dead", 1), (3, "delivered", 1)]
+    assert "cannot be serialized as JSON" in (rows[1].last_error or "")
+    assert [_strict_json(r.body)["type"] for r in receiver.received] == ["call.initiated", "call.answered"]
 
 
 async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookReceiver) -> None:

@@ -125,7 +125,7 @@ async def test_agent_webhooks_recordings_and_clock() -> None:
     m.agent_connected(0.2)
     m.agent_connected(1.5)
     m.agent_connected(-1)  # nonsense: ignored
-    for result in ("delivered", "delivered", "failed", "dead", "bogus"):
+    for result in ("delivered", "delivered", "failed", "dead", "refused", "refused", "bogus"):
         m.webhook_delivery(result)
     for result in ("ok", "failed", "failed", "maybe"):
         m.recording_upload(result)
@@ -139,6 +139,7 @@ async def test_agent_webhooks_recordings_and_clock() -> None:
     assert value(s, "orbit_webhook_deliveries_total", result="delivered") == 2
     assert value(s, "orbit_webhook_deliveries_total", result="failed") == 1
     assert value(s, "orbit_webhook_deliveries_total", result="dead") == 1
+    assert value(s, "orbit_webhook_deliveries_total", result="refused") == 2
     assert not [k for k in s if k[0] == "orbit_webhook_deliveries_total" and ("result", "bogus") in k[1]]
     assert value(s, "orbit_recording_uploads_total", result="ok") == 1
     assert value(s, "orbit_recording_uploads_total", result="failed") == 2
