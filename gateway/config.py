@@ -214,6 +214,8 @@ class TrunkConfig(_Section):
     max_concurrent: int = Field(100, ge=1)
     calls_per_second: float = Field(10.0, gt=0)
     queue_size: int = Field(100, ge=0, description="calls waiting for the rate limit before 429")
+    # A queued call not dialled within this time ends failed with cause queue_timeout.
+    queue_timeout_seconds: float = Field(60.0, gt=0, le=3600)
     ring_timeout_seconds: float = Field(60.0, gt=0, le=600)
     # Extra source addresses (IPs) this trunk's carrier sends SIP from.
     inbound_addresses: list[str] = Field(default_factory=list)

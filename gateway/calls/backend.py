@@ -36,7 +36,13 @@ class CallBackend(Protocol):
     async def stop(self) -> None: ...
 
     def admit(self, call: Call) -> None:
-        """Raise `RateLimited` when the call's trunk cannot take (or queue) another call."""
+        """Hold a place for the call on its trunk, or raise `RateLimited` when the trunk can
+        neither take nor queue another call. Synchronous, so concurrent requests are counted
+        one by one; the place is taken by `dial` or given back by `withdraw`."""
+        ...
+
+    def withdraw(self, call: Call) -> None:
+        """Give back the place `admit` held (the call could not be stored)."""
         ...
 
     async def dial(self, call: Call) -> None:

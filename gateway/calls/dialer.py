@@ -118,8 +118,10 @@ class SipDialer:
         return self._stack
 
     def admit(self, call: Call) -> None:
-        trunk = self._trunk_for(call)
-        self._gates[trunk.id].check_admission()
+        self._gates[self._trunk_for(call).id].reserve()
+
+    def withdraw(self, call: Call) -> None:
+        self._gates[self._trunk_for(call).id].cancel_reservation()
 
     async def dial(self, call: Call) -> None:
         assert self._progress is not None
@@ -136,7 +138,7 @@ class SipDialer:
             on_done=self._leg_done,
             on_ended=self._leg_ended,
         )
-        self._gates[trunk.id].enqueue(call.id)
+        self._gates[trunk.id].enqueue(call.id, asyncio.get_running_loop().time())
         self._run_gates()
 
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
@@ -175,16 +177,26 @@ class SipDialer:
         now = loop.time()
         wake: float | None = None
         for gate in self._gates.values():
-            ready, again = gate.due(now)
-            for call_id in ready:
+            turn = gate.due(now)
+            for call_id in turn.expired:
+                self._expire(call_id)
+            for call_id in turn.ready:
                 self._place(gate, call_id)
-            if again is not None:
-                wake = again if wake is None else min(wake, again)
+            if turn.wake is not None:
+                wake = turn.wake if wake is None else min(wake, turn.wake)
         if self._pump is not None:
             self._pump.cancel()
             self._pump = None
         if wake is not None:
             self._pump = loop.call_at(wake, self._run_gates)
+
+    def _expire(self, call_id: str) -> None:
+        leg = self._legs.get(call_id)
+        if leg is not None and not leg.ended:
+            log.warning("call waited too long for its trunk", extra={"call_id": call_id})
+            self._settle(
+                leg, CallOutcome(CallStatus.FAILED, HangupCause.QUEUE_TIMEOUT, HangupSide.LOCAL), released=True
+            )
 
     def _place(self, gate: TrunkGate, call_id: str) -> None:
         # The gate counted this call as active: the slot is given back when its leg is done.

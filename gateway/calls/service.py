@@ -121,7 +121,11 @@ class CallService:
             recording_state="pending" if req.record else None,
         )
         self.backend.admit(call)
-        await self.store.insert(call)
+        try:
+            await self.store.insert(call)
+        except BaseException:
+            self.backend.withdraw(call)
+            raise
         metrics.call_started(call.id)
         token = call_id_var.set(call.id)
         try:

@@ -74,6 +74,7 @@ class HangupCause(StrEnum):
     CODEC_MISMATCH = "codec_mismatch"
     MEDIA_TIMEOUT = "media_timeout"
     MEDIA_UNAVAILABLE = "media_unavailable"  # e.g. no free RTP port
+    QUEUE_TIMEOUT = "queue_timeout"  # waited longer than the trunk's queue_timeout_seconds
     SESSION_EXPIRED = "session_expired"
     AGENT_UNAVAILABLE = "agent_unavailable"
     GATEWAY_RESTART = "gateway_restart"

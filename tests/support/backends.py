@@ -30,6 +30,9 @@ class ScriptedBackend:
         if self.full:
             raise RateLimited("Trunk queue is full", retry_after=1, limit=1, window="1s")
 
+    def withdraw(self, call: Call) -> None:
+        return None
+
     async def dial(self, call: Call) -> None:
         self.dialed.append(call)
 
