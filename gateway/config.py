@@ -324,6 +324,9 @@ class Settings(BaseSettings):
     # Names this gateway node in the call records; keep it stable across restarts so a
     # node settles the calls its previous run left live. Default: the host name.
     node_id: str | None = Field(None, min_length=1, max_length=64)
+    # How often the node records that it is alive: after a crash, its calls' ended_at is
+    # the last such moment.
+    heartbeat_seconds: float = Field(5.0, gt=0, le=60)
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,10 +28,12 @@ from gateway.calls.status import CallStatus, HangupCause, HangupSide
 from gateway.calls.views import call_view
 from gateway.config import Settings
 from gateway.errors import ServiceUnavailable
+from gateway.logs import call_id_var
 from gateway.recordings import RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.store.nodes import NodeStore
 from gateway.timeutil import utcnow
 from gateway.webhooks.delivery import WebhookDispatcher
 from media.storage import RecordingStorage
@@ -60,6 +63,9 @@ class Gateway:
         self.draining = False
         self.recording_storage: RecordingStorage | None = None
         self.recordings: RecordingUploader | None = None
+        self.nodes = NodeStore(self.sessions, self.writes)
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._reconciling: asyncio.Task[int] | None = None
 
     def _webhook_targets(self, call: Call) -> list[str]:
         targets = [call.webhook_url] if call.webhook_url else []
@@ -79,32 +85,64 @@ class Gateway:
         attach = getattr(self.backend, "attach_recordings", None)
         if attach is not None:
             attach(self.recordings)
-        await self.reconcile()
+        # Read before this run's first heartbeat and before any new call exists.
+        last_seen = await self.nodes.last_seen(self.node_id)
+        orphans = await self.store.active(self.node_id)
         await self.recordings.resume()
         await self.backend.start(self.calls)
+        await self.nodes.started(self.node_id, utcnow())
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        self._reconciling = asyncio.get_running_loop().create_task(self.reconcile(orphans, last_seen))
         self.webhooks.start()
         log.info("gateway started", extra={"node_id": self.node_id})
 
-    async def reconcile(self) -> int:
-        """Settle calls a previous run of this node left live (crash, kill -9).
+    async def _beat(self) -> None:
+        interval = self.settings.heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.nodes.beat(self.node_id, utcnow())
+            except Exception as exc:  # the database may be away for a while; keep beating
+                log.warning("heartbeat not stored", extra={"error": type(exc).__name__})
 
-        Their media and SIP state died with that process: they end `failed` with cause
-        `gateway_restart`, which also queues their final webhook.
+    async def reconcile(self, orphans: list[Call], last_seen: datetime | None) -> int:
+        """Settle the calls a previous run of this node left live (crash, kill -9).
+
+        Their media and agents died with that process, but the carrier may still hold the
+        call up (and bill it): each leg is first ended on the wire (BYE, or CANCEL while it
+        rang) from what was stored, then the call ends `failed` with cause
+        `gateway_restart`, which also queues its final webhook. Its `ended_at` is the last
+        moment the node was known to carry it (its heartbeat), not the restart time.
         """
-        settled = 0
-        for call in await self.store.active(self.node_id):
+        results = await asyncio.gather(*(self._settle_orphan(c, last_seen) for c in orphans))
+        if self.recordings is not None and any(results):
+            await self.recordings.resume()  # their recordings can be finished and uploaded now
+        return sum(results)
+
+    async def _settle_orphan(self, call: Call, last_seen: datetime | None) -> bool:
+        token = call_id_var.set(call.id)
+        try:
+            if call.sip_leg is not None:
+                try:
+                    await self.backend.release(call)
+                except Exception as exc:
+                    log.warning("could not end the carrier leg", extra={"error": f"{type(exc).__name__}: {exc}"})
             moved = await self.store.transition(
                 call.id,
                 CallStatus.FAILED,
                 utcnow(),
+                ended_at=_last_carried(call, last_seen),
                 hangup_cause=str(HangupCause.GATEWAY_RESTART),
                 hangup_side=str(HangupSide.LOCAL),
+                sip_leg=None,
             )
-            if moved is not None:
-                settled += 1
-                metrics.call_ended(CallStatus.FAILED)
-                log.warning("call left live by a previous run reconciled", extra={"call_id": call.id})
-        return settled
+            if moved is None:
+                return False
+            metrics.call_ended(CallStatus.FAILED)
+            log.warning("call left live by a previous run reconciled")
+            return True
+        finally:
+            call_id_var.reset(token)
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop taking calls, let live ones finish for `grace_seconds`, then end the rest gracefully."""
@@ -133,6 +171,11 @@ class Gateway:
                     pass
 
     async def stop(self) -> None:
+        for task in (self._heartbeat, self._reconciling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         await self.backend.stop()
         await self.webhooks.stop()
         if self.recordings is not None:
@@ -159,6 +202,16 @@ class Gateway:
         except Exception:
             return False
         return True
+
+
+def _last_carried(call: Call, last_seen: datetime | None) -> datetime:
+    """When a call left by a dead process is known to have last been up: the node's last
+    heartbeat, or the call's own latest moment if that came after it (never in the future)."""
+    now = utcnow()
+    stamps = [t for t in (call.created_at, call.ringing_at, call.answered_at) if t is not None]
+    if last_seen is None:
+        return now
+    return min(now, max([last_seen, *stamps]))
 
 
 def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAPI:

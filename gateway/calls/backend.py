@@ -49,6 +49,12 @@ class CallBackend(Protocol):
         """Start placing the call; returns once it is under way (or queued)."""
         ...
 
+    async def release(self, call: Call) -> None:
+        """End on the wire a call that a process now gone carried (BYE, or CANCEL while it
+        rang), from what that process stored (`Call.sip_leg`). Returns when the far end
+        answered or the request timed out; the caller settles the call."""
+        ...
+
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
         """Ask for the call to end (BYE after answer, CANCEL before).
 

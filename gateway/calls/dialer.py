@@ -31,6 +31,8 @@ from gateway.sip.transport import is_ip
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     CallEvent,
+    Ended,
+    LegSnapshot,
     LocalMedia,
     OutboundCallParams,
     Released,
@@ -69,6 +71,8 @@ class SipDialer:
         self._trunk_addr: dict[str, str] = {}
         # Playout counters of the calls whose legs are gone (live ones are read from their sessions).
         self._playout_done: Counter[str] = Counter()
+        # Calls a previous process carried, being ended on the wire: call id -> its Ended.
+        self._releasing: dict[str, asyncio.Future[None]] = {}
 
     # --- CallBackend -----------------------------------------------------------------------
 
@@ -140,6 +144,23 @@ class SipDialer:
         )
         self._gates[trunk.id].enqueue(call.id, asyncio.get_running_loop().time())
         self._run_gates()
+
+    async def release(self, call: Call) -> None:
+        if call.sip_leg is None or call.id in self._releasing:
+            return
+        snapshot = LegSnapshot.from_json(call.sip_leg)
+        trunk = next((t for t in self.settings.trunks if t.id == call.trunk_id), None)
+        credentials = _credentials(trunk) if trunk is not None else None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._releasing[call.id] = done
+        log.info("ending the carrier leg a previous run left up", extra={"call_id": call.id, "phase": snapshot.phase})
+        self.stack.release(call.id, snapshot, credentials)
+        try:
+            # Timer F (64*T1) bounds the BYE or CANCEL; a little more for the loop itself.
+            async with asyncio.timeout(64 * self.settings.sip.t1 + 5):
+                await done
+        finally:
+            self._releasing.pop(call.id, None)
 
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
         leg = self._legs.get(call_id)
@@ -290,11 +311,7 @@ class SipDialer:
             f"sip:{user}@{_host_for_uri(target.host)}:{target.port};transport={target.transport}"
         )
         local_host = self.settings.sip.public_host or self.settings.sip.host
-        credentials = (
-            DigestCredentials(trunk.username, trunk.password.get_secret_value())
-            if trunk.username and trunk.password
-            else None
-        )
+        credentials = _credentials(trunk)
         assert leg.rtp_port is not None
         return OutboundCallParams(
             call_ref=call.id,
@@ -336,10 +353,25 @@ class SipDialer:
         leg = self._legs.get(event.call_ref)
         if leg is not None:
             leg.deliver(event.event)
+            return
+        releasing = self._releasing.get(event.call_ref)
+        if releasing is not None and isinstance(event.event, Ended) and not releasing.done():
+            outcome = event.event.outcome
+            log.info(
+                "carrier leg ended",
+                extra={"call_id": event.call_ref, "sip_status": outcome.sip_status},
+            )
+            releasing.set_result(None)
 
 
 def _host_for_uri(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _credentials(trunk: TrunkConfig) -> DigestCredentials | None:
+    if trunk.username and trunk.password:
+        return DigestCredentials(trunk.username, trunk.password.get_secret_value())
+    return None
 
 
 # The jitter buffer's counter behind each playout outcome, where the names differ.

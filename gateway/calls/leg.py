@@ -32,6 +32,7 @@ from gateway.sip.useragent import (
     CallOutcomeSip,
     DtmfReceived,
     Ended,
+    LegUpdated,
     MediaUpdated,
     Released,
     Ringing,
@@ -176,6 +177,13 @@ class CallLeg:
             await self._start_agent()
             self._arm_max_duration()
             self._record(self.progress.answered, self.call.id, **self._take_facts())
+        elif isinstance(event, LegUpdated):
+            leg = event.snapshot.to_json()
+            if self.answered:
+                # A refresh moved the dialog's CSeq or target: rare (minutes apart), stored at once.
+                self._record(self.progress.update, self.call.id, sip_leg=leg)
+            else:
+                self._facts["sip_leg"] = leg  # stored with the next status change
         elif isinstance(event, DtmfReceived):
             if self.bridge is not None:
                 self.bridge.on_dtmf(event.digit, event.duration_ms)
@@ -320,7 +328,9 @@ class CallLeg:
         self.ended = True
         if self._max_duration is not None:
             self._max_duration.cancel()
-        extra: dict[str, Any] = {}
+        # The leg is over: nothing is left for another node to end.
+        extra: dict[str, Any] = {"sip_leg": None}
+        self._facts.pop("sip_leg", None)
         if self.bridge is not None:
             await self._stop_agent(outcome)
             extra["agent_summary"] = self.bridge.summary()

@@ -37,6 +37,7 @@ class Call:
     recording_state: str | None = None
     recording_key: str | None = None
     event_seq: int = 0
+    sip_leg: dict[str, Any] | None = None  # see gateway.sip.snapshot.LegSnapshot
 
 
 @dataclass(frozen=True, slots=True)

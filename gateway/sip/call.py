@@ -108,6 +108,7 @@ from gateway.sip.sdp import (
     build_offer,
     negotiate_answer,
 )
+from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.timers import TimerConfig
 from gateway.sip.transaction import (
     ClientKey,
@@ -141,6 +142,7 @@ __all__ = [
     "CallSettings",
     "DtmfReceived",
     "Ended",
+    "LegUpdated",
     "LocalMedia",
     "MediaUpdated",
     "OutboundCall",
@@ -270,7 +272,14 @@ class Released:
     pass
 
 
-CallEventBody = Trying | Ringing | Answered | MediaUpdated | DtmfReceived | Ended | Released
+@dataclass(frozen=True)
+class LegUpdated:
+    """What it now takes to end the call from another process (see ``gateway.sip.snapshot``)."""
+
+    snapshot: LegSnapshot
+
+
+CallEventBody = Trying | Ringing | Answered | MediaUpdated | DtmfReceived | Ended | Released | LegUpdated
 
 
 @dataclass(frozen=True)
@@ -546,6 +555,7 @@ class OutboundCall:
         self._client: dict[ClientKey, _ClientEntry] = {}
         self._server: dict[ServerKey, _ServerEntry] = {}
         self._timers: dict[_Timer, float] = {}
+        self._snapshot: LegSnapshot | None = None
 
     # ------------------------------------------------------------------ driven by the UA
 
@@ -635,6 +645,20 @@ class OutboundCall:
 
     def _emit(self, body: CallEventBody) -> None:
         self._outputs.append(CallEvent(self.call_ref, body))
+
+    def _report_leg(self) -> None:
+        """LegUpdated when what ending the call takes has changed (new INVITE branch, dialog
+        confirmed, local CSeq or remote target moved)."""
+        if self._dialog is not None and self.phase is CallPhase.CONFIRMED:
+            snapshot = LegSnapshot.confirmed(self._dialog, self.params.destination, self.params.transport)
+        elif self._invite is not None and self._dialog is None:
+            invite = self._invite
+            snapshot = LegSnapshot.inviting(invite.tx.request, invite.destination, invite.transport)
+        else:
+            return
+        if snapshot != self._snapshot:
+            self._snapshot = snapshot
+            self._emit(LegUpdated(snapshot))
 
     def _transmit(self, data: bytes, destination: Address, transport: Transport) -> None:
         self._stats.sent += 1
@@ -764,6 +788,7 @@ class OutboundCall:
             auth_retries=auth_retries,
             retried_422=retried_422,
         )
+        self._report_leg()
 
     # ------------------------------------------------------------------ INVITE responses
 
@@ -835,6 +860,7 @@ class OutboundCall:
             return
         self.phase = CallPhase.CONFIRMED
         self.media = media
+        self._report_leg()
         self._emit(Answered(media, response.status))
         self._apply_session_response(response, now)
 
@@ -1094,6 +1120,7 @@ class OutboundCall:
             auth_retries=auth_retries,
             retried_422=retried_422,
         )
+        self._report_leg()
 
     def _on_refresh_response(self, entry: _ClientEntry, response: SipResponse, now: float) -> None:
         status = response.status
@@ -1109,6 +1136,7 @@ class OutboundCall:
             if self.phase is not CallPhase.CONFIRMED:
                 return
             dialog.refresh_target(response)
+            self._report_leg()
             sdp = _sdp_body(response)
             if sdp is not None:
                 media = self._negotiate(self._local_sdp, sdp)
@@ -1425,6 +1453,7 @@ class OutboundCall:
             self._set_local_sdp(our_offer)
         assert self._dialog is not None
         self._dialog.refresh_target(request)
+        self._report_leg()
         headers = [("Allow", ALLOW), ("Supported", SUPPORTED), *self._peer_session(request, offered, now)]
         response = self._reply(
             entry, request, 200, now, headers=headers, body=self._local_sdp_bytes, content_type=SDP
@@ -1453,6 +1482,7 @@ class OutboundCall:
                 return
         assert self._dialog is not None
         self._dialog.refresh_target(request)
+        self._report_leg()
         headers = [("Allow", ALLOW), ("Supported", SUPPORTED), *self._peer_session(request, offered, now)]
         if media is not None:
             self._reply(

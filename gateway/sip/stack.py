@@ -13,8 +13,16 @@ from collections.abc import Callable
 
 from gateway import metrics
 from gateway.calls.status import HangupCause
+from gateway.sip.digest import DigestCredentials
 from gateway.sip.transport import Address, SipTransports, Transport
-from gateway.sip.useragent import CallEvent, OutboundCallParams, SipUserAgent, Transmit, UaConfig
+from gateway.sip.useragent import (
+    CallEvent,
+    LegSnapshot,
+    OutboundCallParams,
+    SipUserAgent,
+    Transmit,
+    UaConfig,
+)
 
 log = logging.getLogger("gateway.sip")
 
@@ -78,6 +86,11 @@ class SipStack:
     def place_call(self, params: OutboundCallParams) -> None:
         assert self.ua is not None
         self.ua.place_call(params, self._now())
+        self._flush()
+
+    def release(self, call_ref: str, snapshot: LegSnapshot, credentials: DigestCredentials | None) -> None:
+        assert self.ua is not None
+        self.ua.release(call_ref, snapshot, credentials, self._now())
         self._flush()
 
     def hangup(self, call_ref: str, cause: HangupCause) -> None:

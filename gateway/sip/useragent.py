@@ -20,6 +20,9 @@ API
                                                        or extra headers)
         hangup(call_ref, cause, now)                  CANCEL before answer, BYE after; idempotent;
                                                        unknown call_ref: ignored
+        release(call_ref, snapshot, credentials, now)  end a call another process placed (after a
+                                                       crash) from its LegSnapshot: CANCEL or BYE;
+                                                       Ended then Released, like a placed call
         receive(data, source, transport, now)
         transport_error(destination, transport, now)  a send to that (host, port) failed
         on_timer(now); next_deadline() -> float | None
@@ -30,11 +33,11 @@ API
 
 Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
 ``OutboundCallParams``, ``CallOutcomeSip``, ``Trying``, ``Ringing``, ``Answered``,
-``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``CallEvent``, ``Transmit``,
+``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``LegUpdated``, ``CallEvent``, ``Transmit``,
 ``UaOutput``, ``UaStats``, ``UaUsageError``.
 
 Per call: ``Trying`` (from ``place_call``), ``Ringing``* , ``Answered``?, ``MediaUpdated``* /
-``DtmfReceived``*, exactly one ``Ended``, then ``Released`` once every transaction of the
+``DtmfReceived``* / ``LegUpdated``*, exactly one ``Ended``, then ``Released`` once every transaction of the
 call has terminated (the RTP port may then be reused). A ``call_ref`` stays in use until
 ``Released``; a failover attempt needs its own ``call_ref``.
 
@@ -69,6 +72,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gateway.calls.status import HangupCause
 from gateway.sip.call import (
@@ -84,6 +88,7 @@ from gateway.sip.call import (
     CallSettings,
     DtmfReceived,
     Ended,
+    LegUpdated,
     LocalMedia,
     MediaUpdated,
     OutboundCall,
@@ -97,10 +102,12 @@ from gateway.sip.call import (
     UaStats,
     UaUsageError,
 )
-from gateway.sip.digest import DigestError
+from gateway.sip.digest import DigestCredentials, DigestError
 from gateway.sip.errors import SipError, SipParseError
 from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message
+from gateway.sip.recovery import LegRelease
 from gateway.sip.sdp import SdpError
+from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.timers import TimerConfig
 
 __all__ = [
@@ -111,6 +118,8 @@ __all__ = [
     "CallOutcomeSip",
     "DtmfReceived",
     "Ended",
+    "LegSnapshot",
+    "LegUpdated",
     "LocalMedia",
     "MediaUpdated",
     "OutboundCallParams",
@@ -137,6 +146,32 @@ def trust_nobody(source_ip: str) -> bool:
     return False
 
 
+class _Leg(Protocol):
+    """What the user agent drives: a call it placed (OutboundCall) or one it ends for a
+    process that is gone (LegRelease)."""
+
+    call_ref: str
+    sip_call_id: str
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def released(self) -> bool: ...
+
+    def hangup(self, cause: HangupCause, now: float) -> None: ...
+
+    def receive_response(self, response: SipResponse, now: float) -> bool: ...
+
+    def receive_request(self, request: SipRequest, source: Address, transport: Transport, now: float) -> bool: ...
+
+    def transport_error(self, destination: Address, transport: Transport, now: float) -> None: ...
+
+    def on_timer(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class UaConfig:
     local_host: str  # address written in Via / Contact (public_host if set)
@@ -159,8 +194,8 @@ class SipUserAgent:
             timers=config.timers,
         )
         self._outputs: list[UaOutput] = []
-        self._calls: dict[str, OutboundCall] = {}
-        self._by_sip_call_id: dict[str, OutboundCall] = {}
+        self._calls: dict[str, _Leg] = {}
+        self._by_sip_call_id: dict[str, _Leg] = {}
         # Earliest deadline of each call, with lazy deletion: an entry is live only
         # while it equals _scheduled[call_ref].
         self._heap: list[tuple[float, int, str]] = []
@@ -179,6 +214,19 @@ class SipUserAgent:
         with self._guard(call):
             call.start(now)
 
+    def release(
+        self, call_ref: str, snapshot: LegSnapshot, credentials: DigestCredentials | None, now: float
+    ) -> None:
+        if call_ref in self._calls or snapshot.call_id in self._by_sip_call_id:
+            raise UaUsageError(f"call_ref {call_ref!r} is still in use")
+        if self._settings.port(snapshot.transport) is None:
+            raise UaUsageError(f"transport {snapshot.transport!r} is not enabled")
+        outputs = self._outputs
+        release = LegRelease(call_ref, snapshot, credentials, self._settings, self.stats, outputs, now)
+        self._calls[call_ref] = release
+        self._by_sip_call_id[release.sip_call_id] = release
+        self._reschedule(release)
+
     def hangup(self, call_ref: str, cause: HangupCause, now: float) -> None:
         call = self._calls.get(call_ref)
         if call is not None:
@@ -195,7 +243,7 @@ class SipUserAgent:
         except SipParseError:
             self.stats.parse_errors += 1
             return
-        call: OutboundCall | None = None
+        call: _Leg | None = None
         try:
             call = self._by_sip_call_id.get(message.call_id)
             if isinstance(message, SipResponse):
@@ -220,7 +268,7 @@ class SipUserAgent:
                 call.transport_error(destination, transport, now)
 
     def on_timer(self, now: float) -> None:
-        due: list[OutboundCall] = []
+        due: list[_Leg] = []
         while self._heap and self._heap[0][0] <= now:
             deadline, _, call_ref = heapq.heappop(self._heap)
             if self._scheduled.get(call_ref) != deadline:
@@ -255,10 +303,10 @@ class SipUserAgent:
 
     # ------------------------------------------------------------------ internals
 
-    def _guard(self, call: OutboundCall) -> _CallGuard:
+    def _guard(self, call: _Leg) -> _CallGuard:
         return _CallGuard(self, call)
 
-    def _reschedule(self, call: OutboundCall) -> None:
+    def _reschedule(self, call: _Leg) -> None:
         if call.released:
             self._calls.pop(call.call_ref, None)
             self._by_sip_call_id.pop(call.sip_call_id, None)
@@ -346,7 +394,7 @@ class SipUserAgent:
 class _CallGuard:
     """Keeps one call's failure from escaping, and reschedules the call afterwards."""
 
-    def __init__(self, ua: SipUserAgent, call: OutboundCall) -> None:
+    def __init__(self, ua: SipUserAgent, call: _Leg) -> None:
         self._ua = ua
         self._call = call
 

@@ -124,7 +124,7 @@ class CallStore:
         if to in _STAMP:
             values[_STAMP[to]] = now
         if to.terminal:
-            values["ended_at"] = now
+            values.setdefault("ended_at", now)  # a settled call may have ended earlier than now
         stmt = (
             update(CallRow)
             .where(CallRow.id == call_id, CallRow.status.in_([str(x) for x in sources_of(to)]))

@@ -1,4 +1,4 @@
-"""Tables: calls, their events (the webhook outbox), webhook deliveries and gateway secrets."""
+"""Tables: calls, their events (the webhook outbox), webhook deliveries, gateway nodes and secrets."""
 
 from __future__ import annotations
 
@@ -65,6 +65,9 @@ class CallRow(Base):
     recording_state: Mapped[str | None] = mapped_column(String(16))
     recording_key: Mapped[str | None] = mapped_column(Text)
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # While the call is live: what ending its SIP leg takes (gateway.sip.snapshot), so that a
+    # node settling it after a crash can send the BYE or CANCEL.
+    sip_leg: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # Keyset pagination of one account's calls, newest first, optionally by status.
@@ -115,6 +118,16 @@ class DeliveryRow(Base):
         Index("ix_deliveries_due", "state", "next_attempt_at"),
         Index("ix_deliveries_call_url_seq", "call_id", "url", "seq"),
     )
+
+
+class NodeRow(Base):
+    """A gateway node and the last moment it was known to be carrying its calls."""
+
+    __tablename__ = "gateway_nodes"
+
+    node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
 
 
 class SecretRow(Base):

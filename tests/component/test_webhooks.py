@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy import text as sa_text
 
 from gateway import metrics
 from gateway.calls.model import Call
@@ -71,8 +72,11 @@ class Env:
         payload = {"id": event_id, "type": "call.ringing", "created_at": iso(now), "data": data}
         async with self.sessions.begin() as s:
             s.add(EventRow(id=event_id, call_id=call.id, account_id=call.account_id, seq=2, type="call.ringing",
-                           created_at=now, payload=payload))
+                           created_at=now, payload={}))
             await s.flush()
+            # As an older version's serializer wrote it (json.dumps, which writes NaN as is).
+            await s.execute(sa_text("UPDATE call_events SET payload = :p WHERE id = :id"),
+                            {"p": json.dumps(payload), "id": event_id})
             s.add(DeliveryRow(delivery_id=new_id("dlv"), event_id=event_id, call_id=call.id, seq=2,
                               url=call.webhook_url, state="pending", attempts=0, next_attempt_at=now))
             await s.execute(update(CallRow).where(CallRow.id == call.id).values(status="ringing", event_seq=2))

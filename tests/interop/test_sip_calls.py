@@ -53,15 +53,22 @@ async def test_answered_then_api_hangup_sends_bye(tmp_path: Path, transport: str
         async with running_gateway(gateway_config(tmp_path, _trunk(uas))) as gw:
             call = await gw.create()
             await gw.wait_status(call["id"], "in_progress")
+            # While the call is up its record holds what ending it takes (for a node after a crash).
+            live = await gw.gateway.store.get(call["id"])
             r = await gw.hangup(call["id"])
             assert r.status_code == 200, r.text
             assert r.json()["data"]["status"] == "completed"
             done = await gw.get(call["id"])
+            ended = await gw.gateway.store.get(call["id"])
             result = await asyncio.to_thread(uas.wait, 15)
     assert result.ok, result.describe()
     assert (done["hangup_cause"], done["hangup_side"]) == ("api_hangup", "local")
     bye = result.received("BYE")[0]
     assert bye.call_id == result.received("INVITE")[0].call_id
+    assert live.sip_leg is not None and live.sip_leg["phase"] == "confirmed"
+    assert live.sip_leg["dialog"]["local_seq"] + 1 == int((bye.header("CSeq") or "").split()[0])
+    assert live.sip_leg["transport"] == transport
+    assert ended.sip_leg is None  # nothing left to end
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

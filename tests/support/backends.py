@@ -18,6 +18,7 @@ class ScriptedBackend:
         self.dialed: list[Call] = []
         self.hangups: list[tuple[str, HangupCause]] = []
         self.answered: set[str] = set()
+        self.released: list[str] = []
         self.full = False
 
     async def start(self, progress: CallProgress) -> None:
@@ -32,6 +33,9 @@ class ScriptedBackend:
 
     def withdraw(self, call: Call) -> None:
         return None
+
+    async def release(self, call: Call) -> None:
+        self.released.append(call.id)
 
     async def dial(self, call: Call) -> None:
         self.dialed.append(call)

@@ -23,8 +23,9 @@ from gateway.sip.message import (
 from gateway.sip.timers import TimerConfig
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
-    CallEvent,
     CallEventBody,
+    LegSnapshot,
+    LegUpdated,
     LocalMedia,
     OutboundCallParams,
     SipUserAgent,
@@ -113,6 +114,8 @@ class Step:
     sent: list[Sent] = field(default_factory=list)
     events: list[CallEventBody] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
+    # LegUpdated events apart: the others tell the call's story, these only what ending it takes.
+    legs: list[LegSnapshot] = field(default_factory=list)
 
     def requests(self, method: str | None = None) -> list[SipRequest]:
         return [
@@ -141,6 +144,7 @@ class Step:
         self.sent += other.sent
         self.events += other.events
         self.refs += other.refs
+        self.legs += other.legs
         return self
 
 
@@ -173,8 +177,9 @@ class Harness:
         for out in self.ua.pop_outputs():
             if isinstance(out, Transmit):
                 step.sent.append(Sent(parse_message(out.data), out.destination, out.transport))
+            elif isinstance(out.event, LegUpdated):
+                step.legs.append(out.event.snapshot)
             else:
-                assert isinstance(out, CallEvent)
                 step.events.append(out.event)
                 step.refs.append(out.call_ref)
         return step
