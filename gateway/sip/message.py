@@ -51,6 +51,13 @@ Max-Forwards (0-255)/Content-Length/Content-Type, parseable Via, From, To,
 Contact, Route and Record-Route values. Anything else raises a subclass of
 ``SipParseError``; no other exception escapes for any input.
 
+``peek_call_id(data: bytes) -> str | None`` reads only the Call-ID (long or
+compact ``i`` form, any case, folded values unfolded) from raw bytes, without
+parsing anything else: the user agent asks it whether a message from a source it
+does not trust can belong to one of its calls before paying for ``parse_message``.
+None when there is no Call-ID, more than one, or an empty one. For any message
+``parse_message`` accepts it returns that message's ``call_id``.
+
 Builders
 --------
 * ``new_branch() -> str``  ``"z9hG4bK"`` + 20 random hex digits (RFC 3261 8.1.1.7)
@@ -115,6 +122,7 @@ __all__ = [
     "new_call_id",
     "new_tag",
     "parse_message",
+    "peek_call_id",
     "reason_phrase",
 ]
 
@@ -573,6 +581,42 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     _validate(msg, defects)
     msg.defects = defects
     return msg
+
+
+_CALL_ID_NAMES = (b"call-id", b"i")
+
+
+def peek_call_id(data: bytes) -> str | None:
+    """The Call-ID of a raw message, reading nothing but the header lines; see the module docstring."""
+    parts: list[bytes] = []
+    found = 0
+    collecting = False  # the previous field line was a Call-ID: continuation lines extend it
+    in_headers = False  # past the start line (leading CR/LF lines are skipped as parse_message does)
+    pos, end = 0, len(data)
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            nl = end
+        line = data[pos:nl].rstrip(b"\r")
+        pos = nl + 1
+        if not in_headers:
+            in_headers = bool(line)
+            continue
+        if not line:
+            break  # end of the header section
+        if line[:1] in (b" ", b"\t"):
+            if collecting and line.strip(b" \t"):
+                parts.append(line.strip(b" \t"))
+            continue
+        name, colon, value = line.partition(b":")
+        collecting = bool(colon) and name.rstrip(b" \t").lower() in _CALL_ID_NAMES
+        if collecting:
+            found += 1
+            parts = [value.strip(b" \t")]
+    if found != 1:
+        return None
+    call_id = _decode(b" ".join(p for p in parts if p)).strip()
+    return call_id or None
 
 
 # --------------------------------------------------------------------------- builders

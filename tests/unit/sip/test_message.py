@@ -25,6 +25,7 @@ from gateway.sip.message import (
     new_call_id,
     new_tag,
     parse_message,
+    peek_call_id,
     reason_phrase,
 )
 from gateway.sip.uri import Params, SipUri
@@ -484,3 +485,71 @@ def test_make_cancel() -> None:
     assert cancel.cseq == (101, "CANCEL") and cancel.max_forwards == 69
     assert cancel.headers.get_all("Route") == req.headers.get_all("Route")
     assert parse_message(bytes(cancel)) == cancel
+
+
+# --------------------------------------------------------------------------- peek_call_id
+
+
+def test_peek_call_id_of_a_full_message() -> None:
+    assert peek_call_id(INVITE) == "8f2b@198.51.100.7" == invite().call_id
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"Call-ID: abc@host",
+        b"call-id: abc@host",
+        b"CALL-ID:abc@host",
+        b"Call-ID \t:  abc@host  ",
+        b"i: abc@host",
+        b"I:abc@host",
+        b"Call-ID:\r\n abc@host",  # the whole value on a continuation line
+        b"Call-ID: abc@host\r\n\t",  # a continuation line with nothing on it
+    ],
+)
+def test_peek_call_id_forms(line: bytes) -> None:
+    data = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", line)
+    assert peek_call_id(data) == "abc@host"
+    assert parse_message(data).call_id == "abc@host"
+
+
+def test_peek_call_id_unfolds_like_the_parser() -> None:
+    data = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID: abc\r\n  @host")
+    assert peek_call_id(data) == "abc @host"  # a folded Call-ID has a space: never one of ours
+    with pytest.raises(SipHeaderError):
+        parse_message(data)
+
+
+def test_peek_call_id_only_reads_the_header_section() -> None:
+    response = (
+        b"\r\n\r\nSIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+        b"To: <sip:c@d>;tag=2\r\nI: resp@h\r\nCSeq: 1 OPTIONS\r\nContent-Length: 12\r\n\r\nCall-ID: x\r\n"
+    )
+    assert peek_call_id(response) == "resp@h" == parse_message(response).call_id
+    body_only = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7\r\n", b"") + b"Call-ID: in-body\r\n"
+    assert peek_call_id(body_only) is None
+    # the start line is not a header, even when it looks like one
+    assert peek_call_id(b"Call-ID: x\r\nVia: y\r\n\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7\r\n", b""),  # none
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID: a@h\r\ni: b@h"),  # two
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID:   "),  # empty
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-IDx: a@h"),  # another header
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID a@h"),  # no colon
+    ],
+)
+def test_peek_call_id_garbage_and_ambiguity(data: bytes) -> None:
+    assert peek_call_id(data) is None
+
+
+def test_peek_call_id_keeps_undecodable_octets_as_the_parser_does() -> None:
+    data = INVITE.replace(b"8f2b@198.51.100.7", b"\xff\xfe@h")
+    assert peek_call_id(data) == parse_message(data).call_id
