@@ -296,7 +296,7 @@ class UaStats:
     keepalives: int = 0  # CRLF-only data
     parse_errors: int = 0  # not SIP at all: dropped
     bad_messages: int = 0  # parseable but unusable (a 400 went back if trusted)
-    dropped_untrusted: int = 0  # out-of-dialog or unknown-dialog requests from untrusted sources
+    dropped_untrusted: int = 0  # from untrusted sources: none of our calls (unparsed), or out of dialog
     dropped_responses: int = 0  # responses matching no client transaction
     dropped_requests: int = 0  # stray ACKs
     answered_481: int = 0

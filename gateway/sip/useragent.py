@@ -45,8 +45,13 @@ the shell has to resolve.
 
 Who may talk to us
 ------------------
+Decided first on the raw bytes, before the full parse, with the Call-ID alone
+(``peek_call_id``): a source that is not a trunk (``is_trusted``) can only be
+talking to us about one of our calls, so anything else it sends costs no parse.
 ::
 
+    untrusted source, Call-ID of none of our calls  -> dropped unparsed (requests and responses)
+    --- parsed from here on ---
     response matching a client transaction          -> its call; otherwise dropped
     request matching a call's server transaction    -> absorbed / re-answered
     request in a dialog of ours (Call-ID + tags)    -> handled by the call (any source)
@@ -99,7 +104,7 @@ from gateway.sip.call import (
 )
 from gateway.sip.digest import DigestError
 from gateway.sip.errors import SipError, SipParseError
-from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message
+from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message, peek_call_id
 from gateway.sip.sdp import SdpError
 from gateway.sip.timers import TimerConfig
 
@@ -190,6 +195,10 @@ class SipUserAgent:
         if not data.strip(b"\r\n\t "):
             self.stats.keepalives += 1
             return
+        trusted = self._trusted(source)
+        if not trusted and peek_call_id(data) not in self._by_sip_call_id:
+            self.stats.dropped_untrusted += 1  # no call of ours: not worth a full parse
+            return
         try:
             message = parse_message(data)
         except SipParseError:
@@ -202,10 +211,10 @@ class SipUserAgent:
                 if call is None or not call.receive_response(message, now):
                     self.stats.dropped_responses += 1
             elif call is None or not call.receive_request(message, source, transport, now):
-                self._unmatched_request(message, source, transport)
+                self._unmatched_request(message, source, transport, trusted)
         except (SipError, SdpError, DigestError, ValueError):
             self.stats.bad_messages += 1
-            if isinstance(message, SipRequest) and message.method != "ACK" and self._trusted(source):
+            if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
                 self._reply(message, 400, source, transport)
         except Exception:
             self.stats.internal_errors += 1
@@ -279,12 +288,14 @@ class SipUserAgent:
             log.exception("is_trusted failed", extra={"source": source[0]})
             return False
 
-    def _unmatched_request(self, request: SipRequest, source: Address, transport: Transport) -> None:
+    def _unmatched_request(
+        self, request: SipRequest, source: Address, transport: Transport, trusted: bool
+    ) -> None:
         method = request.method
         if method == "ACK":
             self.stats.dropped_requests += 1
             return
-        if not self._trusted(source):
+        if not trusted:
             self.stats.dropped_untrusted += 1
             return
         if not request.uri.is_sip:

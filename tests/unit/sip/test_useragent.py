@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.calls.status import HangupCause
+from gateway.sip import useragent
 from gateway.sip.call import OutboundCall
 from gateway.sip.errors import SipHeaderError
-from gateway.sip.message import SipRequest, make_request, new_branch, parse_message
+from gateway.sip.message import SipRequest, SipResponse, make_request, new_branch, parse_message
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     Answered,
@@ -122,6 +123,54 @@ def test_in_dialog_requests_are_accepted_from_any_source(h: Harness) -> None:
     [sent] = step.sent
     assert sent.destination == SCANNER and sent.transport == "tcp" and sent.response.status == 200
     assert any(isinstance(e, Ended) for e in step.events)
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    parsed: list[bytes] = []
+
+    def counting(data: bytes) -> SipRequest | SipResponse:
+        parsed.append(data)
+        return parse_message(data)
+
+    monkeypatch.setattr(useragent, "parse_message", counting)
+    return parsed
+
+
+def test_untrusted_sources_cost_no_parse_unless_the_call_id_is_ours(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.answered_call()
+    assert h.invite is not None
+    parsed = _count_parses(monkeypatch)
+    junk = [
+        bytes(outside_request("INVITE")),
+        bytes(outside_request("OPTIONS")),
+        bytes(outside_request("BYE", to_tag="x")),
+        bytes(h.respond(180)).replace(h.invite.call_id.encode(), b"someone-else@x"),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00",
+    ]
+    for data in junk:
+        assert h.feed(data, source=SCANNER).sent == []
+    assert parsed == []
+    assert h.ua.stats.dropped_untrusted == len(junk) and h.ua.stats.parse_errors == 0
+    # the same out-of-dialog request from a trunk is parsed and answered
+    assert h.feed(junk[1], source=TRUNK).sent[0].response.status == 200
+    assert parsed == [junk[1]]
+
+
+def test_what_belongs_to_our_calls_is_parsed_from_any_source(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.place()
+    parsed = _count_parses(monkeypatch)
+    step = h.feed(h.respond(180), source=SCANNER)  # a response for our INVITE, from elsewhere
+    assert step.kinds() == ["Ringing"]
+    h.answer()
+    bye = h.request("BYE", 1)
+    step = h.feed(bye, source=SCANNER, transport="tcp")
+    assert step.responses()[0].status == 200 and any(isinstance(e, Ended) for e in step.events)
+    assert len(parsed) == 3 and parsed[-1] == bytes(bye)
 
 
 def test_default_config_trusts_nobody() -> None:
