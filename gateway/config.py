@@ -87,6 +87,9 @@ class SipConfig(_Section):
     t4: float = Field(5.0, gt=0, description="RFC 3261 T4 (max time a message stays in the network)")
     session_expires_seconds: int = Field(1800, ge=90)
     min_se_seconds: int = Field(90, ge=90)
+    # Larger SIP messages are refused: 513 to a trunk's request, dropped otherwise; a TCP
+    # connection carrying one is closed (it cannot be resynchronised).
+    max_message_bytes: int = Field(65536, ge=4096, le=1048576)
 
 
 class RtpConfig(_Section):

@@ -83,6 +83,7 @@ class SipDialer:
             user_agent=sip.user_agent,
             timers=TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4),
             is_trusted=self._is_trusted,
+            max_message_size=sip.max_message_bytes,
         )
         self._stack = SipStack(config, sip.host, self._on_call_event)
         await self._stack.start()

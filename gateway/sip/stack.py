@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from gateway import metrics
 from gateway.calls.status import HangupCause
+from gateway.sip.errors import SipFramingError
 from gateway.sip.transport import Address, SipTransports, Transport
 from gateway.sip.useragent import CallEvent, OutboundCallParams, SipUserAgent, Transmit, UaConfig
 
@@ -32,7 +33,13 @@ class SipStack:
         self._bind_host = bind_host
         self._on_event = on_event
         self._transports = SipTransports(
-            bind_host, config.udp_port, config.tcp_port, self._on_data, self._on_error
+            bind_host,
+            config.udp_port,
+            config.tcp_port,
+            self._on_data,
+            self._on_error,
+            on_framing_error=self._on_framing_error,
+            max_message_size=config.max_message_size,
         )
         self.ua: SipUserAgent | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -96,6 +103,12 @@ class SipStack:
             log.exception(
                 "sip receive failed", extra={"source": f"{source[0]}:{source[1]}", "transport": transport}
             )
+        self._flush()
+
+    def _on_framing_error(self, error: SipFramingError, source: Address) -> None:
+        if self.ua is None:
+            return
+        self.ua.framing_error(error, source, "tcp", self._now())
         self._flush()
 
     def _on_error(self, destination: Address, transport: Transport) -> None:

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Literal, cast
 
-from gateway.sip.framing import StreamFramer
+from gateway.sip.errors import SipFramingError
+from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE, StreamFramer
 
 log = logging.getLogger("gateway.sip.transport")
 
@@ -20,6 +21,7 @@ Address = tuple[str, int]
 Transport = Literal["udp", "tcp"]
 OnData = Callable[[bytes, Address, Transport], None]
 OnError = Callable[[Address, Transport], None]
+OnFramingError = Callable[[SipFramingError, Address], None]
 
 MAX_DATAGRAM = 65535
 
@@ -47,7 +49,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class _TcpConnection(asyncio.Protocol):
     def __init__(self, owner: SipTransports, peer: Address | None = None) -> None:
         self._owner = owner
-        self._framer = StreamFramer()
+        self._framer = StreamFramer(owner.max_message_size)
         self.peer = peer
         self.transport: asyncio.Transport | None = None
 
@@ -64,12 +66,23 @@ class _TcpConnection(asyncio.Protocol):
         assert self.peer is not None
         try:
             messages = self._framer.feed(data)
+        except SipFramingError:
+            messages = []
         except Exception:  # a broken stream is closed, never allowed to crash the stack
-            log.warning("closing tcp connection with unframeable data", extra={"peer": f"{self.peer[0]}:{self.peer[1]}"})
+            log.exception("tcp framing failed", extra={"peer": f"{self.peer[0]}:{self.peer[1]}"})
             self.close()
             return
         for message in messages:
             self._owner._on_data(message, self.peer, "tcp")
+        error = self._framer.error
+        if error is not None:
+            # The user agent may still answer the broken request (400/513); close() sends that first.
+            self._owner._on_framing_error(error, self.peer)
+            log.warning(
+                "closing tcp connection with unframeable data",
+                extra={"peer": f"{self.peer[0]}:{self.peer[1]}", "error": str(error)},
+            )
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer is not None and self._owner._tcp.get(self.peer) is self:
@@ -87,12 +100,23 @@ class _TcpConnection(asyncio.Protocol):
 class SipTransports:
     """The gateway's SIP sockets. `send` never blocks and never raises; failures come back via `on_error`."""
 
-    def __init__(self, host: str, udp_port: int | None, tcp_port: int | None, on_data: OnData, on_error: OnError) -> None:
+    def __init__(
+        self,
+        host: str,
+        udp_port: int | None,
+        tcp_port: int | None,
+        on_data: OnData,
+        on_error: OnError,
+        on_framing_error: OnFramingError | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self.host = host
         self.udp_port = udp_port
         self.tcp_port = tcp_port
+        self.max_message_size = max_message_size
         self._on_data = on_data
         self._on_error = on_error
+        self._on_framing_error = on_framing_error or (lambda error, peer: None)
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._tcp: dict[Address, _TcpConnection] = {}

@@ -5,7 +5,7 @@ datagram or stream message to ``receive``, calls ``on_timer`` once ``now >=
 next_deadline()``, reports failed sends with ``transport_error``, and after every call
 drains ``pop_outputs()``: ``Transmit`` goes to the transport, ``CallEvent`` to call
 control. ``now`` is monotonic seconds. Nothing here blocks, sleeps or raises out of
-``receive``/``on_timer``/``hangup``/``transport_error``.
+``receive``/``framing_error``/``on_timer``/``hangup``/``transport_error``.
 
 API
 ---
@@ -13,7 +13,8 @@ API
 
     Address = tuple[str, int]; Transport = Literal["udp", "tcp"]
     UaConfig(local_host, udp_port, tcp_port, user_agent="orbit-gateway",
-             timers=TimerConfig(), is_trusted=<trust nobody>)
+             timers=TimerConfig(), is_trusted=<trust nobody>,
+             max_message_size=65536)                 larger messages are refused (513)
     SipUserAgent(config)
         place_call(params: OutboundCallParams, now)   raises UaUsageError (call_ref in use,
                                                        transport not enabled, bad local media
@@ -21,6 +22,8 @@ API
         hangup(call_ref, cause, now)                  CANCEL before answer, BYE after; idempotent;
                                                        unknown call_ref: ignored
         receive(data, source, transport, now)
+        framing_error(error, source, transport, now)  a stream broke (SipFramingError, with
+                                                       its head): answered as unparseable
         transport_error(destination, transport, now)  a send to that (host, port) failed
         on_timer(now); next_deadline() -> float | None
         pop_outputs() -> list[Transmit | CallEvent]
@@ -61,6 +64,10 @@ talking to us about one of our calls, so anything else it sends costs no parse.
         OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
         (a Request-URI that is not sip:/sips: -> 416)
     not SIP -> counted, dropped; SIP we cannot act on -> 400 if trusted, else dropped
+    a request that fails to parse (or is larger than max_message_size), from a trusted
+        source, not ACK, its Via/From/To/Call-ID/CSeq still valid -> the error's status:
+        505 (SIP version), 513 (too large), 400 (anything else), the problem named in
+        the reason phrase (RFC 3261 8.2.2, 21.4.1); otherwise dropped
 
 Out-of-dialog answers are stateless (RFC 3261 8.2.7) with a To tag derived from the
 request, so a retransmitted request gets the same answer and nothing is created.
@@ -103,8 +110,18 @@ from gateway.sip.call import (
     UaUsageError,
 )
 from gateway.sip.digest import DigestError
-from gateway.sip.errors import SipError, SipParseError
-from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message, peek_call_id
+from gateway.sip.errors import SipError, SipFramingError, SipMessageTooLargeError, SipParseError
+from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
+from gateway.sip.message import (
+    SalvagedRequest,
+    SipRequest,
+    SipResponse,
+    make_response,
+    parse_message,
+    peek_call_id,
+    reason_phrase,
+    salvage_request,
+)
 from gateway.sip.sdp import SdpError
 from gateway.sip.timers import TimerConfig
 
@@ -137,6 +154,18 @@ log = logging.getLogger("gateway.sip.useragent")
 # Requests that only make sense inside a dialog: without one the answer is 481.
 _DIALOG_ONLY = frozenset({"CANCEL", "BYE", "INFO", "UPDATE"})
 
+# What a reason phrase may hold (RFC 3261 25.1: reserved, unreserved, SP); the rest becomes "?".
+_PHRASE_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$, "
+)
+_PHRASE_DETAIL_MAX = 100
+
+
+def error_reason(status: int, error: SipError) -> str:
+    """A reason phrase naming the problem: ``Bad Request (invalid CSeq method 'X')``."""
+    detail = "".join(c if c in _PHRASE_CHARS else "?" for c in str(error)[:_PHRASE_DETAIL_MAX])
+    return f"{reason_phrase(status)} ({detail})" if detail else reason_phrase(status)
+
 
 def trust_nobody(source_ip: str) -> bool:
     return False
@@ -150,6 +179,7 @@ class UaConfig:
     user_agent: str = "orbit-gateway"
     timers: TimerConfig = field(default_factory=TimerConfig)
     is_trusted: Callable[[str], bool] = trust_nobody  # source IP -> is it a configured trunk?
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # octets; streams are framed with the same limit
 
 
 class SipUserAgent:
@@ -200,9 +230,13 @@ class SipUserAgent:
             self.stats.dropped_untrusted += 1  # no call of ours: not worth a full parse
             return
         try:
+            if len(data) > self.config.max_message_size:
+                raise SipMessageTooLargeError(
+                    f"message of {len(data)} octets exceeds {self.config.max_message_size}"
+                )
             message = parse_message(data)
-        except SipParseError:
-            self.stats.parse_errors += 1
+        except SipParseError as exc:
+            self._unparseable(data, exc, source, transport, trusted)
             return
         call: OutboundCall | None = None
         try:
@@ -212,16 +246,23 @@ class SipUserAgent:
                     self.stats.dropped_responses += 1
             elif call is None or not call.receive_request(message, source, transport, now):
                 self._unmatched_request(message, source, transport, trusted)
-        except (SipError, SdpError, DigestError, ValueError):
+        except (SipError, SdpError, DigestError, ValueError) as exc:
             self.stats.bad_messages += 1
             if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
-                self._reply(message, 400, source, transport)
+                self._reply(message, exc.status if isinstance(exc, SipError) else 400, source, transport)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("sip message handling failed", extra={"call_id": call.call_ref if call else None})
         finally:
             if call is not None:
                 self._reschedule(call)
+
+    def framing_error(
+        self, error: SipFramingError, source: Address, transport: Transport, now: float
+    ) -> None:
+        """A stream could not be split into messages (the shell closes it after this)."""
+        self.stats.received += 1
+        self._unparseable(error.head or b"", error, source, transport, self._trusted(source))
 
     def transport_error(self, destination: Address, transport: Transport, now: float) -> None:
         for call in list(self._calls.values()):
@@ -288,6 +329,23 @@ class SipUserAgent:
             log.exception("is_trusted failed", extra={"source": source[0]})
             return False
 
+    def _unparseable(
+        self, data: bytes, error: SipParseError, source: Address, transport: Transport, trusted: bool
+    ) -> None:
+        """Answer a request that failed to parse, statelessly, when a trunk sent it and it can be."""
+        self.stats.parse_errors += 1
+        if not trusted:
+            return
+        request = salvage_request(data)
+        if request is None or request.method == "ACK":
+            return
+        if self._reply(request, error.status, source, transport, reason=error_reason(error.status, error)):
+            self.stats.answered_invalid += 1
+            log.info(
+                "invalid sip request answered",
+                extra={"source": f"{source[0]}:{source[1]}", "status": error.status, "error": str(error)},
+            )
+
     def _unmatched_request(
         self, request: SipRequest, source: Address, transport: Transport, trusted: bool
     ) -> None:
@@ -321,14 +379,14 @@ class SipUserAgent:
 
     def _reply(
         self,
-        request: SipRequest,
+        request: SipRequest | SalvagedRequest,
         status: int,
         source: Address,
         transport: Transport,
         *,
         reason: str | None = None,
         headers: list[tuple[str, str]] | None = None,
-    ) -> None:
+    ) -> bool:
         """A stateless response (8.2.7) sent back to where the request came from (RFC 3581)."""
         to_tag = None if request.to_tag is not None else self._stateless_tag(request)
         all_headers = [("Server", self.config.user_agent), *(headers or [])]
@@ -336,15 +394,16 @@ class SipUserAgent:
             response = make_response(request, status, reason, to_tag=to_tag, headers=all_headers)
             data = bytes(response)
         except (SipError, ValueError):
-            return  # the request is too broken to answer
+            return False  # the request is too broken to answer
         if status == 481:
             self.stats.answered_481 += 1
         elif status == 400:
             self.stats.answered_400 += 1
         self.stats.sent += 1
         self._outputs.append(Transmit(data, source, transport))
+        return True
 
-    def _stateless_tag(self, request: SipRequest) -> str:
+    def _stateless_tag(self, request: SipRequest | SalvagedRequest) -> str:
         # Same request (and retransmissions) -> same tag, without keeping any state.
         try:
             branch = request.via.branch or ""
