@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from gateway import metrics
 from gateway.calls.status import HangupCause
+from gateway.sip.connections import TcpLimits
 from gateway.sip.errors import SipFramingError
 from gateway.sip.transport import Address, SipTransports, Transport
 from gateway.sip.useragent import CallEvent, OutboundCallParams, SipUserAgent, Transmit, UaConfig
@@ -28,6 +29,7 @@ class SipStack:
         config: UaConfig,
         bind_host: str,
         on_event: OnCallEvent,
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
         self._config = config
         self._bind_host = bind_host
@@ -40,6 +42,9 @@ class SipStack:
             self._on_error,
             on_framing_error=self._on_framing_error,
             max_message_size=config.max_message_size,
+            tcp_limits=tcp_limits,
+            is_trusted=config.is_trusted,
+            in_use=self._tcp_peer_in_use,
         )
         self.ua: SipUserAgent | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -92,18 +97,23 @@ class SipStack:
         self.ua.hangup(call_ref, cause, self._now())
         self._flush()
 
-    def _on_data(self, data: bytes, source: Address, transport: Transport) -> None:
+    def _on_data(self, data: bytes, source: Address, transport: Transport) -> bool:
         if self.ua is None:
-            return
+            return False
         if data.startswith(b"SIP/2.0 ") and data[8:11].isdigit():
             metrics.sip_response(int(data[8:11]))
+        accepted = False
         try:
-            self.ua.receive(data, source, transport, self._now())
+            accepted = self.ua.receive(data, source, transport, self._now())
         except Exception:  # the UA must never take the process down
             log.exception(
                 "sip receive failed", extra={"source": f"{source[0]}:{source[1]}", "transport": transport}
             )
         self._flush()
+        return accepted
+
+    def _tcp_peer_in_use(self, peer: Address) -> bool:
+        return self.ua is not None and self.ua.uses_tcp_peer(peer)
 
     def _on_framing_error(self, error: SipFramingError, source: Address) -> None:
         if self.ua is None:

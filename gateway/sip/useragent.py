@@ -21,7 +21,8 @@ API
                                                        or extra headers)
         hangup(call_ref, cause, now)                  CANCEL before answer, BYE after; idempotent;
                                                        unknown call_ref: ignored
-        receive(data, source, transport, now)
+        receive(data, source, transport, now) -> bool  True: valid SIP that source may send us
+                                                       (a trunk's, or for one of our calls)
         framing_error(error, source, transport, now)  a stream broke (SipFramingError, with
                                                        its head): answered as unparseable
         transport_error(destination, transport, now)  a send to that (host, port) failed
@@ -29,6 +30,8 @@ API
         pop_outputs() -> list[Transmit | CallEvent]
         active_calls() -> int                         calls whose outcome is not known yet
         has_call(call_ref) -> bool                    (addition) state kept until Released
+        uses_tcp_peer(peer) -> bool                   a call not Released yet sent to or heard
+                                                       from that TCP peer (keep its connection)
         stats: UaStats
 
 Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
@@ -171,6 +174,10 @@ def trust_nobody(source_ip: str) -> bool:
     return False
 
 
+def _peer(address: Address) -> Address:
+    return (address[0].strip("[]"), address[1])  # as the transport names a connection's peer
+
+
 @dataclass(frozen=True)
 class UaConfig:
     local_host: str  # address written in Via / Contact (public_host if set)
@@ -202,6 +209,9 @@ class SipUserAgent:
         self._scheduled: dict[str, float] = {}
         self._heap_seq = 0
         self._tag_key = secrets.token_bytes(16)
+        # The TCP peers each call uses (its trunk, and whoever sent it something over TCP),
+        # so the shell does not close an idle connection a call still rests on.
+        self._tcp_peers: dict[str, set[Address]] = {}
 
     # ------------------------------------------------------------------ API
 
@@ -211,6 +221,8 @@ class SipUserAgent:
         call = OutboundCall(params, self._settings, self.stats, self._outputs)
         self._calls[call.call_ref] = call
         self._by_sip_call_id[call.sip_call_id] = call
+        if params.transport == "tcp":
+            self._tcp_peers[call.call_ref] = {_peer(params.destination)}
         with self._guard(call):
             call.start(now)
 
@@ -220,15 +232,15 @@ class SipUserAgent:
             with self._guard(call):
                 call.hangup(cause, now)
 
-    def receive(self, data: bytes, source: Address, transport: Transport, now: float) -> None:
+    def receive(self, data: bytes, source: Address, transport: Transport, now: float) -> bool:
         self.stats.received += 1
         if not data.strip(b"\r\n\t "):
             self.stats.keepalives += 1
-            return
+            return False
         trusted = self._trusted(source)
         if not trusted and peek_call_id(data) not in self._by_sip_call_id:
             self.stats.dropped_untrusted += 1  # no call of ours: not worth a full parse
-            return
+            return False
         try:
             if len(data) > self.config.max_message_size:
                 raise SipMessageTooLargeError(
@@ -237,15 +249,21 @@ class SipUserAgent:
             message = parse_message(data)
         except SipParseError as exc:
             self._unparseable(data, exc, source, transport, trusted)
-            return
+            return False
         call: OutboundCall | None = None
+        ours = False
         try:
             call = self._by_sip_call_id.get(message.call_id)
             if isinstance(message, SipResponse):
-                if call is None or not call.receive_response(message, now):
+                ours = call is not None and call.receive_response(message, now)
+                if not ours:
                     self.stats.dropped_responses += 1
-            elif call is None or not call.receive_request(message, source, transport, now):
-                self._unmatched_request(message, source, transport, trusted)
+            else:
+                ours = call is not None and call.receive_request(message, source, transport, now)
+                if not ours:
+                    self._unmatched_request(message, source, transport, trusted)
+            if ours and transport == "tcp" and call is not None:
+                self._tcp_peers.setdefault(call.call_ref, set()).add(_peer(source))
         except (SipError, SdpError, DigestError, ValueError) as exc:
             self.stats.bad_messages += 1
             if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
@@ -256,6 +274,7 @@ class SipUserAgent:
         finally:
             if call is not None:
                 self._reschedule(call)
+        return trusted or ours
 
     def framing_error(
         self, error: SipFramingError, source: Address, transport: Transport, now: float
@@ -303,6 +322,11 @@ class SipUserAgent:
     def has_call(self, call_ref: str) -> bool:
         return call_ref in self._calls
 
+    def uses_tcp_peer(self, peer: Address) -> bool:
+        # Asked only about connections idle for minutes: a scan of the live calls is fine.
+        wanted = _peer(peer)
+        return any(wanted in peers for peers in self._tcp_peers.values())
+
     # ------------------------------------------------------------------ internals
 
     def _guard(self, call: OutboundCall) -> _CallGuard:
@@ -313,6 +337,7 @@ class SipUserAgent:
             self._calls.pop(call.call_ref, None)
             self._by_sip_call_id.pop(call.sip_call_id, None)
             self._scheduled.pop(call.call_ref, None)
+            self._tcp_peers.pop(call.call_ref, None)
             return
         deadline = call.next_deadline()
         if deadline is None:

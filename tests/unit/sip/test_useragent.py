@@ -178,6 +178,35 @@ def test_what_belongs_to_our_calls_is_parsed_from_any_source(
     assert len(parsed) == 3 and parsed[-1] == bytes(bye)
 
 
+def test_receive_says_whether_the_source_sent_valid_sip_it_may_send(h: Harness) -> None:
+    h.answered_call()
+    receive = h.ua.receive
+    assert receive(bytes(outside_request("OPTIONS")), TRUNK, "tcp", h.now) is True
+    assert receive(bytes(outside_request("OPTIONS")), SCANNER, "tcp", h.now) is False  # valid, but not to us
+    assert receive(b"\r\n\r\n", TRUNK, "tcp", h.now) is False  # a keep-alive is no SIP message
+    assert receive(b"OPTIONS sip:x SIP/2.0\r\n\r\n", TRUNK, "tcp", h.now) is False  # not valid
+    assert receive(bytes(h.request("INFO", 1)), SCANNER, "tcp", h.now) is True  # our dialog: from anywhere
+    assert receive(bytes(h.request("INFO", 2, from_tag="other")), SCANNER, "tcp", h.now) is False
+    h.ua.pop_outputs()
+
+
+def test_a_call_keeps_the_tcp_peers_it_uses_until_released(h: Harness) -> None:
+    assert not h.ua.uses_tcp_peer(TRUNK)
+    h.place(transport="tcp")
+    assert h.ua.uses_tcp_peer(TRUNK)  # from the INVITE on, before any answer
+    h.feed(h.respond(180), transport="tcp")
+    h.feed(h.respond(200, sdp=answer_sdp()), transport="tcp")
+    assert not h.ua.uses_tcp_peer(FAR)
+    h.feed(h.request("INFO", 1), source=FAR, transport="tcp")  # the far end opened its own connection
+    assert h.ua.uses_tcp_peer(FAR) and h.ua.uses_tcp_peer(TRUNK)
+    h.feed(h.request("INFO", 2), source=SCANNER, transport="udp")  # UDP: no connection to keep
+    assert not h.ua.uses_tcp_peer(SCANNER)
+    h.feed(h.request("BYE", 3), source=FAR, transport="tcp")
+    h.advance(3600)
+    assert not h.ua.has_call("call_1")
+    assert not h.ua.uses_tcp_peer(FAR) and not h.ua.uses_tcp_peer(TRUNK)
+
+
 def test_default_config_trusts_nobody() -> None:
     ua = SipUserAgent(UaConfig(local_host=LOCAL_HOST, udp_port=5060, tcp_port=None))
     assert ua.config.is_trusted is trust_nobody
