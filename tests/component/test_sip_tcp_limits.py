@@ -122,7 +122,9 @@ def clients() -> Iterator[list[Client]]:
 LONG = TcpLimits(max_connections=6, max_per_source=2, first_message_timeout=60, idle_timeout=600)
 
 
-async def test_limits_per_source_and_in_total(clients: list[Client], caplog: pytest.LogCaptureFixture) -> None:
+async def test_limits_per_source_and_in_total(
+    clients: list[Client], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="gateway.sip.transport")
     before = {r: refused(r) for r in ("source_limit", "total_limit")}
     async with sip_stack(LONG) as stack:
@@ -195,7 +197,9 @@ async def test_outbound_connections_are_not_limited(clients: list[Client]) -> No
         assert port is not None
         clients.append(await connect(port, "127.0.0.2"))
         assert await clients[0].closed_by_server()  # no stranger gets in
-        stack._transports.send(b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", far_port), "tcp")
+        stack._transports.send(
+            b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n", ("127.0.0.1", far_port), "tcp"
+        )
         assert (await asyncio.wait_for(got.get(), WAIT)).startswith(b"OPTIONS sip:x SIP/2.0")
 
 

@@ -74,7 +74,11 @@ def test_no_sip_message_in_time_closes_even_with_traffic() -> None:
         t.traffic("talker", now)  # CRLF keep-alives, garbage: not a SIP message
     t.valid_message("sip", 9.0)
     assert t.expire(9.99, nobody_calls) == []
-    assert sorted(t.expire(10.0, nobody_calls)) == [("silent", "no_sip"), ("talker", "no_sip"), ("trunk", "no_sip")]
+    assert sorted(t.expire(10.0, nobody_calls)) == [
+        ("silent", "no_sip"),
+        ("talker", "no_sip"),
+        ("trunk", "no_sip"),
+    ]
 
 
 def test_idle_established_connections_close_unless_a_call_rests_on_them() -> None:
