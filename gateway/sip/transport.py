@@ -34,6 +34,7 @@ OnError = Callable[[Address, Transport], None]
 OnFramingError = Callable[[SipFramingError, Address], None]
 InUse = Callable[[Address], bool]  # does a live call rest on the TCP connection with this peer?
 
+MAX_DATAGRAM = 65535
 # The same kind of connection event is logged at most once per this many seconds.
 LOG_INTERVAL = 10.0
 # File descriptors a node needs besides its inbound SIP connections (calls' RTP sockets,
@@ -47,8 +48,6 @@ def _nobody(ip: str) -> bool:
 
 def _no_call(peer: Address) -> bool:
     return False
-
-MAX_DATAGRAM = 65535
 
 
 def is_ip(host: str) -> bool:
@@ -106,7 +105,7 @@ class _TcpConnection(asyncio.Protocol):
             messages = []
         except Exception:  # a broken stream is closed, never allowed to crash the stack
             log.exception("tcp framing failed", extra={"peer": f"{self.peer[0]}:{self.peer[1]}"})
-            self.close()
+            self.close("bad_stream")
             return
         for message in messages:
             if owner._on_data(message, self.peer, "tcp"):
@@ -179,10 +178,6 @@ class SipTransports:
         self._pending: dict[Address, list[bytes]] = {}
         self._resolved: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def tcp_limits(self) -> TcpLimits:
-        return self._table.limits
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
