@@ -30,8 +30,8 @@ API
         pop_outputs() -> list[Transmit | CallEvent]
         active_calls() -> int                         calls whose outcome is not known yet
         has_call(call_ref) -> bool                    (addition) state kept until Released
-        uses_tcp_peer(peer) -> bool                   a call not Released yet sent to or heard
-                                                       from that TCP peer (keep its connection)
+        uses_tcp_peer(peer) -> bool                   a call not Released yet dialled that TCP
+                                                       peer or heard from it (keep its connection)
         stats: UaStats
 
 Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
@@ -66,7 +66,8 @@ talking to us about one of our calls, so anything else it sends costs no parse.
     no To tag (out of dialog): untrusted -> dropped; trusted ->
         OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
         (a Request-URI that is not sip:/sips: -> 416)
-    not SIP -> counted, dropped; SIP we cannot act on -> 400 if trusted, else dropped
+    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400) if
+        trusted, else dropped
     a request that fails to parse (or is larger than max_message_size), from a trusted
         source, not ACK, its Via/From/To/Call-ID/CSeq still valid -> the error's status:
         505 (SIP version), 513 (too large), 400 (anything else), the problem named in
