@@ -80,6 +80,21 @@ class SipConfig(_Section):
     t4: float = Field(5.0, gt=0, description="RFC 3261 T4 (max time a message stays in the network)")
     session_expires_seconds: int = Field(1800, ge=90)
     min_se_seconds: int = Field(90, ge=90)
+    # Larger SIP messages are refused: 513 to a trunk's request, dropped otherwise; a TCP
+    # connection carrying one is closed (it cannot be resynchronised).
+    max_message_bytes: int = Field(65536, ge=4096, le=1048576)
+    # Inbound SIP over TCP, so that no one can exhaust the process's file descriptors.
+    # Trunk addresses are not held to the two connection limits; the gateway's own
+    # connections to its trunks are never limited.
+    tcp_max_connections: int = Field(1024, ge=1)
+    tcp_max_connections_per_source: int = Field(32, ge=1)
+    # A new inbound connection must carry a valid SIP message this soon, or it is closed.
+    tcp_first_message_timeout_seconds: float = Field(10.0, gt=0)
+    # A connection without traffic this long (RFC 5626 CRLF keep-alives count) is closed,
+    # unless a call still rests on it.
+    tcp_idle_timeout_seconds: float = Field(300.0, gt=0)
+    # "trunks": accept inbound TCP only from trunk addresses (trunk hosts and inbound_addresses).
+    tcp_accept: Literal["any", "trunks"] = "any"
 
 
 class RtpConfig(_Section):

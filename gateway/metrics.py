@@ -11,6 +11,7 @@ metric                                    type       recorded by
 ``orbit_active_calls``                    gauge      :func:`call_started` / :func:`call_ended` (calls not final)
 ``orbit_calls_total{status}``             counter    :func:`call_ended`: one per call reaching a final status
 ``orbit_sip_responses_total{code}``       counter    :func:`sip_response`: every SIP response received
+``orbit_sip_tcp_connections*``            both       :func:`sip_tcp_connections`, ``_refused``, ``_closed`` (below)
 ``orbit_rtp_packet_loss_ratio``           histogram  :func:`media_stats` at call end: lost / (received + lost)
 ``orbit_rtp_jitter_ms``                   histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
 ``orbit_agent_connect_seconds``           histogram  :func:`agent_connected`: websocket connect + start handshake
@@ -19,6 +20,14 @@ metric                                    type       recorded by
 ``orbit_media_clock_lateness_ms``         histogram  :func:`clock_lateness`: how late each media tick ran
 ``orbit_playout_frames_total{outcome}``   counter    :func:`watch_playout`: caller audio frames by playout outcome
 ========================================  =========  ==========================================================
+
+SIP over TCP: the gauge ``orbit_sip_tcp_connections{direction}`` counts open connections
+(``inbound``: accepted, ``outbound``: opened by the gateway); the counters
+``orbit_sip_tcp_connections_refused_total{reason}`` (``not_trunk``, ``source_limit``,
+``total_limit``: inbound ones closed as soon as they were accepted, see
+``gateway.sip.connections``) and ``orbit_sip_tcp_connections_closed_total{reason}``
+(``no_sip``: no valid SIP message in time, ``idle``: no traffic and no call on it,
+``bad_stream``: bytes that cannot be framed as SIP) count what the gateway closed.
 
 ``orbit_playout_frames_total`` is read when scraped from every call's jitter buffer (live
 calls included), so a drop shows up the moment it happens: ``played`` (audio as received),
@@ -56,6 +65,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from gateway.calls.status import TERMINAL
+from gateway.sip.connections import CLOSE_REASONS, REFUSAL_REASONS
 from media.clock import LATENESS_BUCKETS_MS
 
 __all__ = [
@@ -78,6 +88,9 @@ __all__ = [
     "recording_upload",
     "render",
     "sip_response",
+    "sip_tcp_closed",
+    "sip_tcp_connections",
+    "sip_tcp_refused",
     "webhook_delivery",
 ]
 
@@ -158,6 +171,24 @@ class GatewayMetrics:
             ["code"],
             registry=r,
         )
+        self.sip_tcp_open = Gauge(
+            "orbit_sip_tcp_connections",
+            "Open SIP TCP connections: inbound (accepted) or outbound (opened by the gateway)",
+            ["direction"],
+            registry=r,
+        )
+        self.sip_tcp_refused_total = Counter(
+            "orbit_sip_tcp_connections_refused",
+            "Inbound SIP TCP connections closed as soon as they were accepted, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.sip_tcp_closed_total = Counter(
+            "orbit_sip_tcp_connections_closed",
+            "SIP TCP connections the gateway closed: no SIP message in time, idle, or unframeable",
+            ["reason"],
+            registry=r,
+        )
         self.rtp_packet_loss_ratio = Histogram(
             "orbit_rtp_packet_loss_ratio",
             "Per call, at call end: RTP packets lost / (received + lost)",
@@ -202,6 +233,12 @@ class GatewayMetrics:
             self.webhook_deliveries_total.labels(result=result)
         for result in RECORDING_RESULTS:
             self.recording_uploads_total.labels(result=result)
+        for direction in ("inbound", "outbound"):
+            self.sip_tcp_open.labels(direction=direction)
+        for reason in REFUSAL_REASONS:
+            self.sip_tcp_refused_total.labels(reason=reason)
+        for reason in CLOSE_REASONS:
+            self.sip_tcp_closed_total.labels(reason=reason)
         self._playout = _PlayoutCollector()
         r.register(self._playout)
         if process_metrics:
@@ -238,6 +275,25 @@ class GatewayMetrics:
         if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 699:
             return
         self.sip_responses_total.labels(code=str(code)).inc()
+
+    def sip_tcp_connections(self, inbound: int, outbound: int) -> None:
+        """How many SIP TCP connections are open now."""
+        self.sip_tcp_open.labels(direction="inbound").set(inbound)
+        self.sip_tcp_open.labels(direction="outbound").set(outbound)
+
+    def sip_tcp_refused(self, reason: str) -> None:
+        """An inbound SIP TCP connection was closed as soon as it was accepted."""
+        if reason not in REFUSAL_REASONS:
+            log.warning("metrics: unknown sip tcp refusal reason", extra={"reason": reason})
+            return
+        self.sip_tcp_refused_total.labels(reason=reason).inc()
+
+    def sip_tcp_closed(self, reason: str) -> None:
+        """The gateway closed a SIP TCP connection it had kept until then."""
+        if reason not in CLOSE_REASONS:
+            log.warning("metrics: unknown sip tcp close reason", extra={"reason": reason})
+            return
+        self.sip_tcp_closed_total.labels(reason=reason).inc()
 
     # --- media --------------------------------------------------------------------------------
 
@@ -319,6 +375,18 @@ def call_ended(status: object, call_id: str | None = None) -> None:
 
 def sip_response(code: int) -> None:
     METRICS.sip_response(code)
+
+
+def sip_tcp_connections(inbound: int, outbound: int) -> None:
+    METRICS.sip_tcp_connections(inbound, outbound)
+
+
+def sip_tcp_refused(reason: str) -> None:
+    METRICS.sip_tcp_refused(reason)
+
+
+def sip_tcp_closed(reason: str) -> None:
+    METRICS.sip_tcp_closed(reason)
 
 
 def media_stats(stats: object) -> None:

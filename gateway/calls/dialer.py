@@ -23,6 +23,7 @@ from gateway.calls.trunks import TrunkGate
 from gateway.config import Settings, TrunkConfig
 from gateway.logs import call_id_var
 from gateway.sip.call import UaUsageError
+from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import SipError
 from gateway.sip.stack import SipStack
@@ -87,8 +88,16 @@ class SipDialer:
             user_agent=sip.user_agent,
             timers=TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4),
             is_trusted=self._is_trusted,
+            max_message_size=sip.max_message_bytes,
         )
-        self._stack = SipStack(config, sip.host, self._on_call_event)
+        limits = TcpLimits(
+            max_connections=sip.tcp_max_connections,
+            max_per_source=sip.tcp_max_connections_per_source,
+            first_message_timeout=sip.tcp_first_message_timeout_seconds,
+            idle_timeout=sip.tcp_idle_timeout_seconds,
+            accept=sip.tcp_accept,
+        )
+        self._stack = SipStack(config, sip.host, self._on_call_event, tcp_limits=limits)
         await self._stack.start()
         self._clock.start()
         metrics.watch_playout(self.playout_frames)

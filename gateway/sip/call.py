@@ -303,13 +303,14 @@ class UaStats:
     received: int = 0  # datagrams / stream messages handed to receive()
     sent: int = 0  # Transmit outputs
     keepalives: int = 0  # CRLF-only data
-    parse_errors: int = 0  # not SIP at all: dropped
+    parse_errors: int = 0  # failed to parse (answered when a trunk sent it and it can be)
     bad_messages: int = 0  # parseable but unusable (a 400 went back if trusted)
-    dropped_untrusted: int = 0  # out-of-dialog or unknown-dialog requests from untrusted sources
+    dropped_untrusted: int = 0  # from untrusted sources: none of our calls (unparsed), or out of dialog
     dropped_responses: int = 0  # responses matching no client transaction
     dropped_requests: int = 0  # stray ACKs
     answered_481: int = 0
     answered_400: int = 0
+    answered_invalid: int = 0  # requests that failed to parse, answered 400/505/513
     rejected_invites: int = 0  # inbound INVITEs refused with 403
     options_answered: int = 0
     calls_placed: int = 0

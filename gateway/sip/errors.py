@@ -2,19 +2,22 @@
 
 Hierarchy::
 
-    SipError
+    SipError (status 400 unless a subclass says otherwise)
     +-- SipParseError(status=400, reason=..., header=None)   bad bytes on the wire
     |   +-- SipStartLineError          malformed request/status line
     |   +-- SipVersionError            SIP version other than 2.0 (status 505)
     |   +-- SipHeaderError             malformed or missing header (``header`` names it)
     |   +-- SipUriError                malformed URI
-    |   +-- SipFramingError            stream framing failure: close the connection
+    |   +-- SipFramingError            stream framing failure: close the connection (``head``:
+    |       |                          the header section it broke on, when one was read)
     |       +-- SipContentLengthError  missing, duplicated or invalid Content-Length
     |       +-- SipMessageTooLargeError  message exceeds the configured limit (status 513)
-    +-- TransactionUsageError          API misuse of a transaction object (a bug in the caller)
+    +-- TransactionUsageError          API misuse of a transaction object (a bug in the caller; 500)
 
-``SipParseError.status`` and ``.reason`` are suitable for a stateless error
-response when the offending message was a request and enough of it was readable.
+``status`` is the response code an error maps to when a request caused it: 400
+Bad Request, 505 Version Not Supported, 513 Message Too Large. ``SipParseError.status``
+and ``.reason`` are suitable for a stateless error response (RFC 3261 8.2.2, 21.4.1)
+when the offending message was a request and enough of it was readable.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ __all__ = [
 
 
 class SipError(Exception):
-    """Base class of every error raised by ``gateway.sip``."""
+    """Base class of every error raised by ``gateway.sip``.
+
+    ``status`` is the SIP status a request that caused the error is answered with.
+    """
+
+    status: int = 400
 
 
 class SipParseError(SipError):
@@ -76,7 +84,13 @@ class SipUriError(SipParseError):
 
 
 class SipFramingError(SipParseError):
-    """A byte stream cannot be split into messages; the connection must be closed."""
+    """A byte stream cannot be split into messages; the connection must be closed.
+
+    ``head`` holds the header section of the message the stream broke on (whole, or as
+    much of it as arrived, cut at a line end) so that a request can still be answered.
+    """
+
+    head: bytes | None = None
 
 
 class SipContentLengthError(SipFramingError):
@@ -91,3 +105,5 @@ class SipMessageTooLargeError(SipFramingError):
 
 class TransactionUsageError(SipError):
     """A transaction was driven in a way its state machine does not allow."""
+
+    status = 500

@@ -21,7 +21,10 @@ Public API
       ``max_message_size`` octets, or headers plus declared body larger than it.
 
     ``buffered -> int`` octets held for an incomplete message;
-    ``error -> SipFramingError | None`` once the stream is unusable.
+    ``error -> SipFramingError | None`` once the stream is unusable. Its ``head`` is
+    the header section of the message the stream broke on (at most
+    ``max_message_size`` octets, cut at a line end when it never ended), so that
+    the request can still be answered before the connection is closed.
 """
 
 from __future__ import annotations
@@ -79,7 +82,14 @@ class StreamFramer:
     def error(self) -> SipFramingError | None:
         return self._error
 
-    def _fail(self, error: SipFramingError) -> None:
+    def _fail(self, error: SipFramingError, head_end: int | None) -> None:
+        """``head_end``: where the header section ends, None when it never ended."""
+        if head_end is not None and head_end <= self.max_message_size:
+            head = bytes(self._buf[:head_end])
+        else:
+            head = bytes(self._buf[: self.max_message_size])
+            head = head[: head.rfind(b"\n") + 1]  # whole lines only
+        error.head = head or None
         self._error = error
         self._buf.clear()
         self._frame_len = None
@@ -110,19 +120,20 @@ class StreamFramer:
                 body_start = self._find_header_end()
                 if body_start < 0:
                     if len(self._buf) > self.max_message_size:
-                        self._fail(SipMessageTooLargeError("header section too large"))
+                        self._fail(SipMessageTooLargeError("header section too large"), None)
                     self._scan = max(0, len(self._buf) - 3)
                     break
                 try:
                     length = _content_length(bytes(self._buf[:body_start]))
                 except SipFramingError as exc:
-                    self._fail(exc)
+                    self._fail(exc, body_start)
                     break
                 if body_start + length > self.max_message_size:
                     self._fail(
                         SipMessageTooLargeError(
                             f"message of {body_start + length} octets exceeds {self.max_message_size}"
-                        )
+                        ),
+                        body_start,
                     )
                     break
                 self._frame_len = body_start + length

@@ -13,6 +13,9 @@ Data model
     ``method: str`` (case-sensitive, e.g. ``"INVITE"``), ``uri: SipUri``.
 ``SipResponse(status, reason="", *, headers=..., body=b"", defects=[])``
     ``status: int`` (100-699), ``reason: str``.
+``SalvagedRequest(method, uri_text, version, *, headers=...)``
+    what ``salvage_request`` recovers of a request ``parse_message`` refused:
+    the request line as text and only the headers a response copies.
 
 Both serialise with ``bytes(msg)`` / ``msg.serialize()``: start line, the
 headers in order as ``Name: value`` lines, a blank line and the body. The
@@ -50,6 +53,20 @@ From/To/Call-ID/CSeq, CSeq method equal to the request method, at most one
 Max-Forwards (0-255)/Content-Length/Content-Type, parseable Via, From, To,
 Contact, Route and Record-Route values. Anything else raises a subclass of
 ``SipParseError``; no other exception escapes for any input.
+
+``peek_call_id(data: bytes) -> str | None`` reads only the Call-ID (long or
+compact ``i`` form, any case, folded values unfolded) from raw bytes, without
+parsing anything else: the user agent asks it whether a message from a source it
+does not trust can belong to one of its calls before paying for ``parse_message``.
+None when there is no Call-ID, more than one, or an empty one. For any message
+``parse_message`` accepts it returns that message's ``call_id``.
+
+``salvage_request(data: bytes) -> SalvagedRequest | None`` is for a request that
+``parse_message`` refused: if its request line still names a method and a SIP
+version, and every Via and exactly one From, To, Call-ID and CSeq are valid, it
+returns them, so the request can be answered with the error's status (400, 505,
+513; RFC 3261 8.2.2, 21.4.1) by ``make_response``. Otherwise None: no answer is
+possible (a response to it could not be matched or routed).
 
 Builders
 --------
@@ -104,6 +121,7 @@ from gateway.sip.uri import SipUri
 
 __all__ = [
     "REASON_PHRASES",
+    "SalvagedRequest",
     "SipMessage",
     "SipRequest",
     "SipResponse",
@@ -115,7 +133,9 @@ __all__ = [
     "new_call_id",
     "new_tag",
     "parse_message",
+    "peek_call_id",
     "reason_phrase",
+    "salvage_request",
 ]
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -181,6 +201,7 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 _SINGLE_HEADERS = ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length", "Content-Type")
+_MANDATORY = ("Call-ID", "CSeq", "From", "To")  # exactly once in every message (with at least one Via)
 _ADDRESS_HEADERS = ("Contact", "Route", "Record-Route")
 _DATE_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DATE_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -351,6 +372,21 @@ class SipRequest(SipMessage):
 
 
 @dataclass(eq=False)
+class SalvagedRequest(SipMessage):
+    """The answerable part of a request that failed to parse (see ``salvage_request``)."""
+
+    method: str
+    uri_text: str  # as received: it may be what made the request invalid
+    version: str
+
+    def _identity(self) -> tuple[object, ...]:
+        return (self.method, self.uri_text, self.version)
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri_text} {self.version}"
+
+
+@dataclass(eq=False)
 class SipResponse(SipMessage):
     status: int
     reason: str = ""
@@ -502,7 +538,7 @@ def _validate(msg: SipRequest | SipResponse, defects: list[str]) -> None:
         count = headers.count(name)
         if count > 1:
             raise SipHeaderError(f"{name} appears {count} times", header=name)
-        if count == 0 and name in ("Call-ID", "CSeq", "From", "To"):
+        if count == 0 and name in _MANDATORY:
             raise SipHeaderError(f"missing {name} header", header=name)
     if "Via" not in headers:
         raise SipHeaderError("missing Via header", header="Via")
@@ -575,6 +611,101 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     return msg
 
 
+_CALL_ID_NAMES = (b"call-id", b"i")
+
+
+def peek_call_id(data: bytes) -> str | None:
+    """The Call-ID of a raw message, reading nothing but the header lines; see the module docstring."""
+    parts: list[bytes] = []
+    found = 0
+    collecting = False  # the previous field line was a Call-ID: continuation lines extend it
+    in_headers = False  # past the start line (leading CR/LF lines are skipped as parse_message does)
+    pos, end = 0, len(data)
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            nl = end
+        line = data[pos:nl].rstrip(b"\r")
+        pos = nl + 1
+        if not in_headers:
+            in_headers = bool(line)
+            continue
+        if not line:
+            break  # end of the header section
+        if line[:1] in (b" ", b"\t"):
+            if collecting and line.strip(b" \t"):
+                parts.append(line.strip(b" \t"))
+            continue
+        name, colon, value = line.partition(b":")
+        collecting = bool(colon) and name.rstrip(b" \t").lower() in _CALL_ID_NAMES
+        if collecting:
+            found += 1
+            parts = [value.strip(b" \t")]
+    if found != 1:
+        return None
+    call_id = _decode(b" ".join(p for p in parts if p)).strip()
+    return call_id or None
+
+
+# Headers a response copies from its request (RFC 3261 8.2.6.2).
+_ECHOED = frozenset({"via", "from", "to", "call-id", "cseq"})
+
+
+def salvage_request(data: bytes) -> SalvagedRequest | None:
+    """What an error response needs of a request that failed to parse; see the module docstring."""
+    lines: list[bytes] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            nl = end
+        line = data[pos:nl]
+        pos = nl + 1
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            if lines:
+                break  # end of the header section
+            continue  # leading CR/LF
+        lines.append(line)
+    if not lines:
+        return None
+    parts = _decode(lines[0]).split()
+    if len(parts) < 3 or not is_token(parts[0]) or parts[-1][:4].upper() != "SIP/":
+        return None  # not a request line (a response, or not SIP at all)
+    fields: list[tuple[str, str]] = []
+    keep = False  # the previous field line is one we keep: continuation lines extend it
+    for raw in lines[1:]:
+        text = _decode(raw)
+        if "\r" in text:
+            keep = False  # a bare CR makes this field unusable; the others may still be fine
+        elif text[0] in " \t":
+            stripped = text.strip(" \t")
+            if keep and stripped:
+                name, value = fields[-1]
+                fields[-1] = (name, f"{value} {stripped}" if value else stripped)
+        else:
+            name, colon, value = text.partition(":")
+            name = canonical_name(name.rstrip(" \t"))
+            keep = bool(colon) and name.lower() in _ECHOED
+            if keep:
+                fields.append((name, value.strip(" \t")))
+    try:
+        request = SalvagedRequest(parts[0], " ".join(parts[1:-1]), parts[-1], headers=_build_headers(fields))
+        if "Via" not in request.headers or any(request.headers.count(n) != 1 for n in _MANDATORY):
+            return None
+        request.vias  # noqa: B018 - the response copies every Via: each must be valid
+        request.from_  # noqa: B018
+        request.to  # noqa: B018
+        request.cseq  # noqa: B018
+        call_id = request.call_id
+    except SipParseError:
+        return None
+    if not call_id or any(c in " \t" or ord(c) < 0x20 for c in call_id):
+        return None
+    return request
+
+
 # --------------------------------------------------------------------------- builders
 
 
@@ -631,7 +762,7 @@ def make_request(
 
 
 def make_response(
-    request: SipRequest,
+    request: SipRequest | SalvagedRequest,
     status: int,
     reason: str | None = None,
     *,

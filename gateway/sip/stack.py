@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from gateway import metrics
 from gateway.calls.status import HangupCause
+from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials
+from gateway.sip.errors import SipFramingError
 from gateway.sip.transport import Address, SipTransports, Transport
 from gateway.sip.useragent import (
     CallEvent,
@@ -35,12 +37,22 @@ class SipStack:
         config: UaConfig,
         bind_host: str,
         on_event: OnCallEvent,
+        tcp_limits: TcpLimits | None = None,
     ) -> None:
         self._config = config
         self._bind_host = bind_host
         self._on_event = on_event
         self._transports = SipTransports(
-            bind_host, config.udp_port, config.tcp_port, self._on_data, self._on_error
+            bind_host,
+            config.udp_port,
+            config.tcp_port,
+            self._on_data,
+            self._on_error,
+            on_framing_error=self._on_framing_error,
+            max_message_size=config.max_message_size,
+            tcp_limits=tcp_limits,
+            is_trusted=config.is_trusted,
+            in_use=self._tcp_peer_in_use,
         )
         self.ua: SipUserAgent | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -98,17 +110,28 @@ class SipStack:
         self.ua.hangup(call_ref, cause, self._now())
         self._flush()
 
-    def _on_data(self, data: bytes, source: Address, transport: Transport) -> None:
+    def _on_data(self, data: bytes, source: Address, transport: Transport) -> bool:
         if self.ua is None:
-            return
+            return False
         if data.startswith(b"SIP/2.0 ") and data[8:11].isdigit():
             metrics.sip_response(int(data[8:11]))
+        accepted = False
         try:
-            self.ua.receive(data, source, transport, self._now())
+            accepted = self.ua.receive(data, source, transport, self._now())
         except Exception:  # the UA must never take the process down
             log.exception(
                 "sip receive failed", extra={"source": f"{source[0]}:{source[1]}", "transport": transport}
             )
+        self._flush()
+        return accepted
+
+    def _tcp_peer_in_use(self, peer: Address) -> bool:
+        return self.ua is not None and self.ua.uses_tcp_peer(peer)
+
+    def _on_framing_error(self, error: SipFramingError, source: Address) -> None:
+        if self.ua is None:
+            return
+        self.ua.framing_error(error, source, "tcp", self._now())
         self._flush()
 
     def _on_error(self, destination: Address, transport: Transport) -> None:

@@ -5,7 +5,7 @@ datagram or stream message to ``receive``, calls ``on_timer`` once ``now >=
 next_deadline()``, reports failed sends with ``transport_error``, and after every call
 drains ``pop_outputs()``: ``Transmit`` goes to the transport, ``CallEvent`` to call
 control. ``now`` is monotonic seconds. Nothing here blocks, sleeps or raises out of
-``receive``/``on_timer``/``hangup``/``transport_error``.
+``receive``/``framing_error``/``on_timer``/``hangup``/``transport_error``.
 
 API
 ---
@@ -13,7 +13,8 @@ API
 
     Address = tuple[str, int]; Transport = Literal["udp", "tcp"]
     UaConfig(local_host, udp_port, tcp_port, user_agent="orbit-gateway",
-             timers=TimerConfig(), is_trusted=<trust nobody>)
+             timers=TimerConfig(), is_trusted=<trust nobody>,
+             max_message_size=65536)                 larger messages are refused (513)
     SipUserAgent(config)
         place_call(params: OutboundCallParams, now)   raises UaUsageError (call_ref in use,
                                                        transport not enabled, bad local media
@@ -23,12 +24,17 @@ API
         release(call_ref, snapshot, credentials, now)  end a call another process placed (after a
                                                        crash) from its LegSnapshot: CANCEL or BYE;
                                                        Ended then Released, like a placed call
-        receive(data, source, transport, now)
+        receive(data, source, transport, now) -> bool  True: valid SIP that source may send us
+                                                       (a trunk's, or for one of our calls)
+        framing_error(error, source, transport, now)  a stream broke (SipFramingError, with
+                                                       its head): answered as unparseable
         transport_error(destination, transport, now)  a send to that (host, port) failed
         on_timer(now); next_deadline() -> float | None
         pop_outputs() -> list[Transmit | CallEvent]
         active_calls() -> int                         calls whose outcome is not known yet
         has_call(call_ref) -> bool                    (addition) state kept until Released
+        uses_tcp_peer(peer) -> bool                   a call not Released yet dialled that TCP
+                                                       peer or heard from it (keep its connection)
         stats: UaStats
 
 Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
@@ -48,8 +54,13 @@ the shell has to resolve.
 
 Who may talk to us
 ------------------
+Decided first on the raw bytes, before the full parse, with the Call-ID alone
+(``peek_call_id``): a source that is not a trunk (``is_trusted``) can only be
+talking to us about one of our calls, so anything else it sends costs no parse.
 ::
 
+    untrusted source, Call-ID of none of our calls  -> dropped unparsed (requests and responses)
+    --- parsed from here on ---
     response matching a client transaction          -> its call; otherwise dropped
     request matching a call's server transaction    -> absorbed / re-answered
     request in a dialog of ours (Call-ID + tags)    -> handled by the call (any source)
@@ -58,7 +69,12 @@ Who may talk to us
     no To tag (out of dialog): untrusted -> dropped; trusted ->
         OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
         (a Request-URI that is not sip:/sips: -> 416)
-    not SIP -> counted, dropped; SIP we cannot act on -> 400 if trusted, else dropped
+    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400) if
+        trusted, else dropped
+    a request that fails to parse (or is larger than max_message_size), from a trusted
+        source, not ACK, its Via/From/To/Call-ID/CSeq still valid -> the error's status:
+        505 (SIP version), 513 (too large), 400 (anything else), the problem named in
+        the reason phrase (RFC 3261 8.2.2, 21.4.1); otherwise dropped
 
 Out-of-dialog answers are stateless (RFC 3261 8.2.7) with a To tag derived from the
 request, so a retransmitted request gets the same answer and nothing is created.
@@ -103,8 +119,18 @@ from gateway.sip.call import (
     UaUsageError,
 )
 from gateway.sip.digest import DigestCredentials, DigestError
-from gateway.sip.errors import SipError, SipParseError
-from gateway.sip.message import SipRequest, SipResponse, make_response, parse_message
+from gateway.sip.errors import SipError, SipFramingError, SipMessageTooLargeError, SipParseError
+from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
+from gateway.sip.message import (
+    SalvagedRequest,
+    SipRequest,
+    SipResponse,
+    make_response,
+    parse_message,
+    peek_call_id,
+    reason_phrase,
+    salvage_request,
+)
 from gateway.sip.recovery import LegRelease
 from gateway.sip.sdp import SdpError
 from gateway.sip.snapshot import LegSnapshot
@@ -141,6 +167,18 @@ log = logging.getLogger("gateway.sip.useragent")
 # Requests that only make sense inside a dialog: without one the answer is 481.
 _DIALOG_ONLY = frozenset({"CANCEL", "BYE", "INFO", "UPDATE"})
 
+# What a reason phrase may hold (RFC 3261 25.1: reserved, unreserved, SP); the rest becomes "?".
+_PHRASE_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$, "
+)
+_PHRASE_DETAIL_MAX = 100
+
+
+def error_reason(status: int, error: SipError) -> str:
+    """A reason phrase naming the problem: ``Bad Request (invalid CSeq method 'X')``."""
+    detail = "".join(c if c in _PHRASE_CHARS else "?" for c in str(error)[:_PHRASE_DETAIL_MAX])
+    return f"{reason_phrase(status)} ({detail})" if detail else reason_phrase(status)
+
 
 def trust_nobody(source_ip: str) -> bool:
     return False
@@ -172,6 +210,10 @@ class _Leg(Protocol):
     def next_deadline(self) -> float | None: ...
 
 
+def _peer(address: Address) -> Address:
+    return (address[0].strip("[]"), address[1])  # as the transport names a connection's peer
+
+
 @dataclass(frozen=True)
 class UaConfig:
     local_host: str  # address written in Via / Contact (public_host if set)
@@ -180,6 +222,7 @@ class UaConfig:
     user_agent: str = "orbit-gateway"
     timers: TimerConfig = field(default_factory=TimerConfig)
     is_trusted: Callable[[str], bool] = trust_nobody  # source IP -> is it a configured trunk?
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE  # octets; streams are framed with the same limit
 
 
 class SipUserAgent:
@@ -202,6 +245,9 @@ class SipUserAgent:
         self._scheduled: dict[str, float] = {}
         self._heap_seq = 0
         self._tag_key = secrets.token_bytes(16)
+        # The TCP peers each call uses (its trunk, and whoever sent it something over TCP),
+        # so the shell does not close an idle connection a call still rests on.
+        self._tcp_peers: dict[str, set[Address]] = {}
 
     # ------------------------------------------------------------------ API
 
@@ -211,6 +257,8 @@ class SipUserAgent:
         call = OutboundCall(params, self._settings, self.stats, self._outputs)
         self._calls[call.call_ref] = call
         self._by_sip_call_id[call.sip_call_id] = call
+        if params.transport == "tcp":
+            self._tcp_peers[call.call_ref] = {_peer(params.destination)}
         with self._guard(call):
             call.start(now)
 
@@ -233,34 +281,56 @@ class SipUserAgent:
             with self._guard(call):
                 call.hangup(cause, now)
 
-    def receive(self, data: bytes, source: Address, transport: Transport, now: float) -> None:
+    def receive(self, data: bytes, source: Address, transport: Transport, now: float) -> bool:
         self.stats.received += 1
         if not data.strip(b"\r\n\t "):
             self.stats.keepalives += 1
-            return
+            return False
+        trusted = self._trusted(source)
+        if not trusted and peek_call_id(data) not in self._by_sip_call_id:
+            self.stats.dropped_untrusted += 1  # no call of ours: not worth a full parse
+            return False
         try:
+            if len(data) > self.config.max_message_size:
+                raise SipMessageTooLargeError(
+                    f"message of {len(data)} octets exceeds {self.config.max_message_size}"
+                )
             message = parse_message(data)
-        except SipParseError:
-            self.stats.parse_errors += 1
-            return
+        except SipParseError as exc:
+            self._unparseable(data, exc, source, transport, trusted)
+            return False
         call: _Leg | None = None
+        ours = False
         try:
             call = self._by_sip_call_id.get(message.call_id)
             if isinstance(message, SipResponse):
-                if call is None or not call.receive_response(message, now):
+                ours = call is not None and call.receive_response(message, now)
+                if not ours:
                     self.stats.dropped_responses += 1
-            elif call is None or not call.receive_request(message, source, transport, now):
-                self._unmatched_request(message, source, transport)
-        except (SipError, SdpError, DigestError, ValueError):
+            else:
+                ours = call is not None and call.receive_request(message, source, transport, now)
+                if not ours:
+                    self._unmatched_request(message, source, transport, trusted)
+            if ours and transport == "tcp" and call is not None:
+                self._tcp_peers.setdefault(call.call_ref, set()).add(_peer(source))
+        except (SipError, SdpError, DigestError, ValueError) as exc:
             self.stats.bad_messages += 1
-            if isinstance(message, SipRequest) and message.method != "ACK" and self._trusted(source):
-                self._reply(message, 400, source, transport)
+            if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
+                self._reply(message, exc.status if isinstance(exc, SipError) else 400, source, transport)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("sip message handling failed", extra={"call_id": call.call_ref if call else None})
         finally:
             if call is not None:
                 self._reschedule(call)
+        return trusted or ours
+
+    def framing_error(
+        self, error: SipFramingError, source: Address, transport: Transport, now: float
+    ) -> None:
+        """A stream could not be split into messages (the shell closes it after this)."""
+        self.stats.received += 1
+        self._unparseable(error.head or b"", error, source, transport, self._trusted(source))
 
     def transport_error(self, destination: Address, transport: Transport, now: float) -> None:
         for call in list(self._calls.values()):
@@ -301,6 +371,11 @@ class SipUserAgent:
     def has_call(self, call_ref: str) -> bool:
         return call_ref in self._calls
 
+    def uses_tcp_peer(self, peer: Address) -> bool:
+        # Asked only about connections idle for minutes: a scan of the live calls is fine.
+        wanted = _peer(peer)
+        return any(wanted in peers for peers in self._tcp_peers.values())
+
     # ------------------------------------------------------------------ internals
 
     def _guard(self, call: _Leg) -> _CallGuard:
@@ -311,6 +386,7 @@ class SipUserAgent:
             self._calls.pop(call.call_ref, None)
             self._by_sip_call_id.pop(call.sip_call_id, None)
             self._scheduled.pop(call.call_ref, None)
+            self._tcp_peers.pop(call.call_ref, None)
             return
         deadline = call.next_deadline()
         if deadline is None:
@@ -327,12 +403,31 @@ class SipUserAgent:
             log.exception("is_trusted failed", extra={"source": source[0]})
             return False
 
-    def _unmatched_request(self, request: SipRequest, source: Address, transport: Transport) -> None:
+    def _unparseable(
+        self, data: bytes, error: SipParseError, source: Address, transport: Transport, trusted: bool
+    ) -> None:
+        """Answer a request that failed to parse, statelessly, when a trunk sent it and it can be."""
+        self.stats.parse_errors += 1
+        if not trusted:
+            return
+        request = salvage_request(data)
+        if request is None or request.method == "ACK":
+            return
+        if self._reply(request, error.status, source, transport, reason=error_reason(error.status, error)):
+            self.stats.answered_invalid += 1
+            log.info(
+                "invalid sip request answered",
+                extra={"source": f"{source[0]}:{source[1]}", "status": error.status, "error": str(error)},
+            )
+
+    def _unmatched_request(
+        self, request: SipRequest, source: Address, transport: Transport, trusted: bool
+    ) -> None:
         method = request.method
         if method == "ACK":
             self.stats.dropped_requests += 1
             return
-        if not self._trusted(source):
+        if not trusted:
             self.stats.dropped_untrusted += 1
             return
         if not request.uri.is_sip:
@@ -358,14 +453,14 @@ class SipUserAgent:
 
     def _reply(
         self,
-        request: SipRequest,
+        request: SipRequest | SalvagedRequest,
         status: int,
         source: Address,
         transport: Transport,
         *,
         reason: str | None = None,
         headers: list[tuple[str, str]] | None = None,
-    ) -> None:
+    ) -> bool:
         """A stateless response (8.2.7) sent back to where the request came from (RFC 3581)."""
         to_tag = None if request.to_tag is not None else self._stateless_tag(request)
         all_headers = [("Server", self.config.user_agent), *(headers or [])]
@@ -373,15 +468,16 @@ class SipUserAgent:
             response = make_response(request, status, reason, to_tag=to_tag, headers=all_headers)
             data = bytes(response)
         except (SipError, ValueError):
-            return  # the request is too broken to answer
+            return False  # the request is too broken to answer
         if status == 481:
             self.stats.answered_481 += 1
         elif status == 400:
             self.stats.answered_400 += 1
         self.stats.sent += 1
         self._outputs.append(Transmit(data, source, transport))
+        return True
 
-    def _stateless_tag(self, request: SipRequest) -> str:
+    def _stateless_tag(self, request: SipRequest | SalvagedRequest) -> str:
         # Same request (and retransmissions) -> same tag, without keeping any state.
         try:
             branch = request.via.branch or ""

@@ -14,7 +14,7 @@ import pytest
 
 from tests.interop.conftest import gateway_config, running_gateway
 from tests.support.peers.kamailio import KamailioProxy
-from tests.support.peers.sipp import SippUas
+from tests.support.peers.sipp import SippUac, SippUas
 
 pytestmark = pytest.mark.interop
 TRANSPORTS = ["udp", "tcp"]
@@ -241,6 +241,28 @@ async def test_only_trunks_may_talk_to_us(tmp_path: Path) -> None:
     assert trunk[0] is not None and trunk[0].startswith(b"SIP/2.0 200")
     assert trunk[1] is not None and trunk[1].startswith(b"SIP/2.0 403")
     assert listing["meta"]["pagination"]["total"] == 0  # nothing was created
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_invalid_requests_from_a_trunk_get_their_status(tmp_path: Path, transport: str) -> None:
+    from tests.support.peers import free_port
+
+    carrier_port = free_port()  # the trunk is SIPp's address: its requests come from a trusted source
+    trunk = {"uri": f"sip:127.0.0.1:{carrier_port};transport={transport}"}
+    async with running_gateway(gateway_config(tmp_path, trunk)) as gw:
+        stack = gw.dialer.stack
+        port = stack.tcp_port if transport == "tcp" else stack.udp_port
+        carrier = SippUac(
+            "uac_invalid_requests", remote=f"127.0.0.1:{port}", port=carrier_port, transport=transport, timeout=10
+        )
+        with carrier:
+            result = await asyncio.to_thread(carrier.wait, 15)
+    assert result.ok, result.describe()
+    [bad_request] = result.received(400)
+    assert bad_request.start_line == "SIP/2.0 400 Bad Request (invalid Max-Forwards 'seventy')"
+    assert bad_request.call_id == result.sent("OPTIONS")[0].call_id and ";tag=" in (bad_request.header("To") or "")
+    [version] = result.received(505)
+    assert version.start_line == "SIP/2.0 505 Version Not Supported (unsupported SIP version 'SIP/3.0')"
 
 
 async def test_trunk_queue_bound_answers_429(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -17,8 +18,11 @@ from tests.support.postgres import free_port
 
 
 class GatewayProcess:
-    def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None, *, nofile: int | None = None
+    ) -> None:
         self.workdir = workdir
+        self.nofile = nofile  # the process's file descriptor limit (soft and hard), if not inherited
         self.port = free_port()
         config.setdefault("http", {})["port"] = self.port
         config["http"]["public_url"] = f"http://127.0.0.1:{self.port}"
@@ -38,6 +42,10 @@ class GatewayProcess:
             stderr=subprocess.STDOUT,
             env=self.env,
         )
+        if self.nofile is not None:
+            # Set from outside as soon as the process exists, long before it opens its sockets,
+            # rather than in a preexec_fn (not safe when the test process runs threads).
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

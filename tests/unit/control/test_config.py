@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, Settings, api_key_hash, load_settings
+from gateway.config import ConfigError, Settings, SipConfig, api_key_hash, load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "config" / "gateway.example.yaml"
@@ -31,6 +31,28 @@ def test_example_config_is_complete_and_valid() -> None:
     text = EXAMPLE.read_text()
     for section in Settings.model_fields:
         assert f"\n{section}:" in text, section
+
+
+README = ROOT / "README.md"
+
+
+def _shown(default: object) -> str:
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return f"`{default}`" if isinstance(default, str) else str(default)
+
+
+def test_sip_keys_are_in_the_example_and_its_limits_in_the_readme() -> None:
+    sip = EXAMPLE.read_text().split("\nsip:\n", 1)[1].split("\n\n", 1)[0]
+    for name in SipConfig.model_fields:
+        assert f"\n  {name}:" in "\n" + sip, name
+    limits = README.read_text().split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    for name, field in SipConfig.model_fields.items():
+        if name.startswith("tcp_") or name == "max_message_bytes":
+            [row] = [line for line in limits.splitlines() if line.startswith(f"| `sip.{name}`")]
+            assert f"| {_shown(field.default)} |" in row, (name, row)
+            line = next(line for line in sip.splitlines() if line.startswith(f"  {name}:"))
+            assert "#" in line, f"sip.{name} has no comment in the example configuration"
 
 
 def test_env_overrides_nest_and_index_lists() -> None:

@@ -57,6 +57,12 @@ async def test_fresh_registry_exposes_every_metric_at_zero() -> None:
         assert value(s, name + "_bucket", le="+Inf") == 0
     for outcome in ("played", "concealed", "dropped", "late", "underrun", "inserted", "trimmed"):
         assert value(s, "orbit_playout_frames_total", outcome=outcome) == 0
+    for direction in ("inbound", "outbound"):
+        assert value(s, "orbit_sip_tcp_connections", direction=direction) == 0
+    for reason in ("not_trunk", "source_limit", "total_limit"):
+        assert value(s, "orbit_sip_tcp_connections_refused_total", reason=reason) == 0
+    for reason in ("no_sip", "idle", "bad_stream"):
+        assert value(s, "orbit_sip_tcp_connections_closed_total", reason=reason) == 0
     # No SIP response seen yet: no series.
     assert not [k for k in s if k[0] == "orbit_sip_responses_total"]
 
@@ -96,6 +102,22 @@ async def test_sip_responses_by_code() -> None:
     assert value(s, "orbit_sip_responses_total", code="503") == 1
     codes = {dict(k[1])["code"] for k in s if k[0] == "orbit_sip_responses_total"}
     assert codes == {"100", "180", "200", "486", "503"}
+
+
+async def test_sip_tcp_connections_refusals_and_closes() -> None:
+    m = GatewayMetrics(process_metrics=False)
+    m.sip_tcp_connections(inbound=7, outbound=2)
+    for reason in ("total_limit", "total_limit", "source_limit", "not_trunk", "bogus"):
+        m.sip_tcp_refused(reason)
+    for reason in ("no_sip", "idle", "idle", "bad_stream", "bogus"):
+        m.sip_tcp_closed(reason)
+    _, s = await scrape(m)
+    assert value(s, "orbit_sip_tcp_connections", direction="inbound") == 7
+    assert value(s, "orbit_sip_tcp_connections", direction="outbound") == 2
+    refused = {dict(k[1])["reason"]: v for k, v in s.items() if k[0] == "orbit_sip_tcp_connections_refused_total"}
+    assert refused == {"total_limit": 2, "source_limit": 1, "not_trunk": 1}
+    closed = {dict(k[1])["reason"]: v for k, v in s.items() if k[0] == "orbit_sip_tcp_connections_closed_total"}
+    assert closed == {"no_sip": 1, "idle": 2, "bad_stream": 1}
 
 
 async def test_media_stats_observe_loss_and_jitter_at_call_end() -> None:

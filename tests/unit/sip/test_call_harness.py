@@ -156,6 +156,7 @@ class Harness:
         udp_port: int | None = 5060,
         tcp_port: int | None = 5060,
         timers: TimerConfig | None = None,
+        max_message_size: int = 65536,
     ) -> None:
         trusted_set = set(trusted)
         self.ua = SipUserAgent(
@@ -166,6 +167,7 @@ class Harness:
                 user_agent="orbit-test",
                 timers=timers or TimerConfig(),
                 is_trusted=lambda ip: ip in trusted_set,
+                max_message_size=max_message_size,
             )
         )
         self.now = 0.0

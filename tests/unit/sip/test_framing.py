@@ -73,6 +73,7 @@ def test_missing_content_length_is_fatal() -> None:
     with pytest.raises(SipContentLengthError) as info:
         framer.feed(no_length)
     assert info.value.header == "Content-Length"
+    assert info.value.head == no_length  # the request can still be answered (400)
     with pytest.raises(SipContentLengthError):
         framer.feed(M1)  # the connection is unusable from now on
     assert isinstance(framer.error, SipFramingError)
@@ -105,14 +106,18 @@ def test_oversized_declared_body() -> None:
     with pytest.raises(SipMessageTooLargeError) as info:
         framer.feed(M3)
     assert info.value.status == 513
+    assert info.value.head == M3[: M3.index(b"\r\n\r\n") + 4]  # headers only, for the 513
 
 
 def test_oversized_header_section_without_terminator() -> None:
     framer = StreamFramer(max_message_size=1024)
     framer.feed(b"INVITE sip:a@b SIP/2.0\r\n")
-    with pytest.raises(SipMessageTooLargeError):
+    with pytest.raises(SipMessageTooLargeError) as info:
         for _ in range(100):
             framer.feed(b"X-Filler: " + b"a" * 30 + b"\r\n")
+    head = info.value.head
+    assert head is not None and head.startswith(b"INVITE sip:a@b SIP/2.0\r\n")
+    assert len(head) <= 1024 and head.endswith(b"a\r\n")  # whole lines, within the limit
 
 
 def test_default_limit_is_64k() -> None:

@@ -25,7 +25,9 @@ from gateway.sip.message import (
     new_call_id,
     new_tag,
     parse_message,
+    peek_call_id,
     reason_phrase,
+    salvage_request,
 )
 from gateway.sip.uri import Params, SipUri
 
@@ -484,3 +486,153 @@ def test_make_cancel() -> None:
     assert cancel.cseq == (101, "CANCEL") and cancel.max_forwards == 69
     assert cancel.headers.get_all("Route") == req.headers.get_all("Route")
     assert parse_message(bytes(cancel)) == cancel
+
+
+# --------------------------------------------------------------------------- peek_call_id
+
+
+def test_peek_call_id_of_a_full_message() -> None:
+    assert peek_call_id(INVITE) == "8f2b@198.51.100.7" == invite().call_id
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"Call-ID: abc@host",
+        b"call-id: abc@host",
+        b"CALL-ID:abc@host",
+        b"Call-ID \t:  abc@host  ",
+        b"i: abc@host",
+        b"I:abc@host",
+        b"Call-ID:\r\n abc@host",  # the whole value on a continuation line
+        b"Call-ID: abc@host\r\n\t",  # a continuation line with nothing on it
+    ],
+)
+def test_peek_call_id_forms(line: bytes) -> None:
+    data = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", line)
+    assert peek_call_id(data) == "abc@host"
+    assert parse_message(data).call_id == "abc@host"
+
+
+def test_peek_call_id_unfolds_like_the_parser() -> None:
+    data = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID: abc\r\n  @host")
+    assert peek_call_id(data) == "abc @host"  # a folded Call-ID has a space: never one of ours
+    with pytest.raises(SipHeaderError):
+        parse_message(data)
+
+
+def test_peek_call_id_only_reads_the_header_section() -> None:
+    response = (
+        b"\r\n\r\nSIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n"
+        b"To: <sip:c@d>;tag=2\r\nI: resp@h\r\nCSeq: 1 OPTIONS\r\nContent-Length: 12\r\n\r\nCall-ID: x\r\n"
+    )
+    assert peek_call_id(response) == "resp@h" == parse_message(response).call_id
+    body_only = INVITE.replace(b"Call-ID: 8f2b@198.51.100.7\r\n", b"") + b"Call-ID: in-body\r\n"
+    assert peek_call_id(body_only) is None
+    # the start line is not a header, even when it looks like one
+    assert peek_call_id(b"Call-ID: x\r\nVia: y\r\n\r\n") is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00",
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7\r\n", b""),  # none
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID: a@h\r\ni: b@h"),  # two
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID:   "),  # empty
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-IDx: a@h"),  # another header
+        INVITE.replace(b"Call-ID: 8f2b@198.51.100.7", b"Call-ID a@h"),  # no colon
+    ],
+)
+def test_peek_call_id_garbage_and_ambiguity(data: bytes) -> None:
+    assert peek_call_id(data) is None
+
+
+def test_peek_call_id_keeps_undecodable_octets_as_the_parser_does() -> None:
+    data = INVITE.replace(b"8f2b@198.51.100.7", b"\xff\xfe@h")
+    assert peek_call_id(data) == parse_message(data).call_id
+
+
+# --------------------------------------------------------------------------- salvage_request
+
+BROKEN = (
+    b"OPTIONS sip:gw@198.51.100.7 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKa1, SIP/2.0/TCP p.example.net;branch=z9hG4bKa0\r\n"
+    b"v: SIP/2.0/UDP edge.example.net\r\n ;branch=z9hG4bKa\r\n"
+    b"From: <sip:carrier@203.0.113.10>;tag=c1\r\n"
+    b"t: <sip:gw@198.51.100.7>\r\n"
+    b"Call-ID: broken-1@203.0.113.10\r\n"
+    b"CSeq: 7 INVITE\r\n"  # does not match the method: parse_message refuses the request
+    b"X-Junk: \x01\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_salvage_keeps_what_a_response_copies() -> None:
+    with pytest.raises(SipHeaderError):
+        parse_message(BROKEN)
+    request = salvage_request(BROKEN)
+    assert request is not None
+    assert (request.method, request.uri_text, request.version) == ("OPTIONS", "sip:gw@198.51.100.7", "SIP/2.0")
+    assert request.headers.get_all("Via") == [
+        "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bKa1",
+        "SIP/2.0/TCP p.example.net;branch=z9hG4bKa0",
+        "SIP/2.0/UDP edge.example.net ;branch=z9hG4bKa",
+    ]
+    assert [name for name, _ in request.headers] == ["Via", "Via", "Via", "From", "To", "Call-ID", "CSeq"]
+    response = make_response(request, 400, "Bad Request (CSeq)", to_tag="t1")
+    again = parse_message(bytes(response))
+    assert isinstance(again, SipResponse) and again.status == 400
+    assert again.headers.get_all("Via") == request.headers.get_all("Via")
+    assert again.to_tag == "t1" and again.call_id == "broken-1@203.0.113.10" and again.cseq == CSeq(7, "INVITE")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"INVITE sip:a@b SIP/3.0\r\n",  # only the version is wrong
+        b"INVITE sip:a b@c SIP/2.0\r\n",  # a space in the Request-URI
+        b"INVITE <sip:a@b> SIP/2.0\r\n",  # not a URI at all
+        b"\r\n\r\nINVITE sip:a@b SIP/2.0\n",  # leading CRLF, bare LF line ends
+    ],
+)
+def test_salvage_takes_any_request_line_with_a_sip_version(data: bytes) -> None:
+    rest = b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: <sip:x@h>;tag=1\nTo: <sip:y@h>\nCall-ID: c@h\nCSeq: 1 INVITE\n"
+    request = salvage_request(data + rest)  # no end of the header section: it may have been cut
+    assert request is not None and request.method == "INVITE" and request.call_id == "c@h"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"OPTIONS sip:gw@198.51.100.7 SIP/2.0", b"SIP/2.0 200 OK"),  # a response
+        (b"OPTIONS sip:gw@198.51.100.7 SIP/2.0", b"GET / HTTP/1.1"),  # not SIP
+        (b"OPTIONS sip:gw@198.51.100.7 SIP/2.0", b"OPTIONS sip:gw@198.51.100.7"),  # no version
+        (b"OPTIONS sip:gw@198.51.100.7 SIP/2.0", b"OPT<IONS sip:gw@198.51.100.7 SIP/2.0"),  # method
+        (b"From: <sip:carrier@203.0.113.10>;tag=c1\r\n", b""),  # missing From
+        (b"t: <sip:gw@198.51.100.7>\r\n", b"t: <sip:gw@198.51.100.7>\r\nTo: <sip:x@y>\r\n"),  # two To
+        (b"Call-ID: broken-1@203.0.113.10", b"Call-ID: two words"),
+        (b"CSeq: 7 INVITE", b"CSeq: seven INVITE"),
+        (b"From: <sip:carrier@203.0.113.10>;tag=c1", b"From: <sip:carrier@203.0.113.10;tag=c1"),
+        (b"t: <sip:gw@198.51.100.7>", b"t: <sip:gw@198.51.100.7>\r"),  # bare CR: the To is lost
+        (b"p.example.net;branch=z9hG4bKa0", b"p.example.net;;"),  # one broken Via among several
+    ],
+)
+def test_salvage_gives_up_when_a_copied_header_is_unusable(old: bytes, new: bytes) -> None:
+    data = BROKEN.replace(old, new)
+    assert data != BROKEN
+    assert salvage_request(data) is None
+
+
+def test_salvage_needs_a_via() -> None:
+    data = BROKEN.replace(b"Via:", b"X-Via:").replace(b"v:", b"X-v:")
+    assert b"\r\nVia" not in data and b"\r\nv:" not in data
+    assert salvage_request(data) is None
+
+
+@pytest.mark.parametrize("data", [b"", b"\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01\x00", b"\xff" * 64])
+def test_salvage_of_garbage_is_none(data: bytes) -> None:
+    assert salvage_request(data) is None

@@ -9,9 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.calls.status import HangupCause
+from gateway.sip import useragent
 from gateway.sip.call import OutboundCall
-from gateway.sip.errors import SipHeaderError
-from gateway.sip.message import SipRequest, make_request, new_branch, parse_message
+from gateway.sip.errors import (
+    SipContentLengthError,
+    SipHeaderError,
+    SipMessageTooLargeError,
+    TransactionUsageError,
+)
+from gateway.sip.message import SipRequest, SipResponse, make_request, new_branch, parse_message
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     Answered,
@@ -124,6 +130,83 @@ def test_in_dialog_requests_are_accepted_from_any_source(h: Harness) -> None:
     assert any(isinstance(e, Ended) for e in step.events)
 
 
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    parsed: list[bytes] = []
+
+    def counting(data: bytes) -> SipRequest | SipResponse:
+        parsed.append(data)
+        return parse_message(data)
+
+    monkeypatch.setattr(useragent, "parse_message", counting)
+    return parsed
+
+
+def test_untrusted_sources_cost_no_parse_unless_the_call_id_is_ours(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.answered_call()
+    assert h.invite is not None
+    parsed = _count_parses(monkeypatch)
+    junk = [
+        bytes(outside_request("INVITE")),
+        bytes(outside_request("OPTIONS")),
+        bytes(outside_request("BYE", to_tag="x")),
+        bytes(h.respond(180)).replace(h.invite.call_id.encode(), b"someone-else@x"),
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"\x16\x03\x01\x00\xa5\x01\x00",
+    ]
+    for data in junk:
+        assert h.feed(data, source=SCANNER).sent == []
+    assert parsed == []
+    assert h.ua.stats.dropped_untrusted == len(junk) and h.ua.stats.parse_errors == 0
+    # the same out-of-dialog request from a trunk is parsed and answered
+    assert h.feed(junk[1], source=TRUNK).sent[0].response.status == 200
+    assert parsed == [junk[1]]
+
+
+def test_what_belongs_to_our_calls_is_parsed_from_any_source(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h.place()
+    parsed = _count_parses(monkeypatch)
+    step = h.feed(h.respond(180), source=SCANNER)  # a response for our INVITE, from elsewhere
+    assert step.kinds() == ["Ringing"]
+    h.answer()
+    bye = h.request("BYE", 1)
+    step = h.feed(bye, source=SCANNER, transport="tcp")
+    assert step.responses()[0].status == 200 and any(isinstance(e, Ended) for e in step.events)
+    assert len(parsed) == 3 and parsed[-1] == bytes(bye)
+
+
+def test_receive_says_whether_the_source_sent_valid_sip_it_may_send(h: Harness) -> None:
+    h.answered_call()
+    receive = h.ua.receive
+    assert receive(bytes(outside_request("OPTIONS")), TRUNK, "tcp", h.now) is True
+    assert receive(bytes(outside_request("OPTIONS")), SCANNER, "tcp", h.now) is False  # valid, but not to us
+    assert receive(b"\r\n\r\n", TRUNK, "tcp", h.now) is False  # a keep-alive is no SIP message
+    assert receive(b"OPTIONS sip:x SIP/2.0\r\n\r\n", TRUNK, "tcp", h.now) is False  # not valid
+    assert receive(bytes(h.request("INFO", 1)), SCANNER, "tcp", h.now) is True  # our dialog: from anywhere
+    assert receive(bytes(h.request("INFO", 2, from_tag="other")), SCANNER, "tcp", h.now) is False
+    h.ua.pop_outputs()
+
+
+def test_a_call_keeps_the_tcp_peers_it_uses_until_released(h: Harness) -> None:
+    assert not h.ua.uses_tcp_peer(TRUNK)
+    h.place(transport="tcp")
+    assert h.ua.uses_tcp_peer(TRUNK)  # from the INVITE on, before any answer
+    h.feed(h.respond(180), transport="tcp")
+    h.feed(h.respond(200, sdp=answer_sdp()), transport="tcp")
+    assert not h.ua.uses_tcp_peer(FAR)
+    h.feed(h.request("INFO", 1), source=FAR, transport="tcp")  # the far end opened its own connection
+    assert h.ua.uses_tcp_peer(FAR) and h.ua.uses_tcp_peer(TRUNK)
+    h.feed(h.request("INFO", 2), source=SCANNER, transport="udp")  # UDP: no connection to keep
+    assert not h.ua.uses_tcp_peer(SCANNER)
+    h.feed(h.request("BYE", 3), source=FAR, transport="tcp")
+    h.advance(3600)
+    assert not h.ua.has_call("call_1")
+    assert not h.ua.uses_tcp_peer(FAR) and not h.ua.uses_tcp_peer(TRUNK)
+
+
 def test_default_config_trusts_nobody() -> None:
     ua = SipUserAgent(UaConfig(local_host=LOCAL_HOST, udp_port=5060, tcp_port=None))
     assert ua.config.is_trusted is trust_nobody
@@ -200,6 +283,144 @@ def test_errors_while_handling_are_contained(h: Harness, monkeypatch: pytest.Mon
 
 def test_hangup_of_unknown_call_is_ignored(h: Harness) -> None:
     assert h.hangup(HangupCause.API_HANGUP, call_ref="call_nope").sent == []
+
+
+# --------------------------------------------------------------------------- invalid requests
+
+# An OPTIONS from the trunk, as bytes, with a hole for each test to break something.
+INVALID = (
+    "OPTIONS {uri} {version}\r\n"
+    "Via: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-bad-1;rport\r\n"
+    "Max-Forwards: 70\r\n"
+    "From: <sip:carrier@203.0.113.10>;tag=c1\r\n"
+    "To: <sip:100@198.51.100.7>\r\n"
+    "Call-ID: bad-1@203.0.113.10\r\n"
+    "CSeq: {cseq}\r\n"
+    "Content-Length: {length}\r\n"
+    "\r\n"
+    "{body}"
+)
+
+
+def invalid(
+    *,
+    uri: str = "sip:100@198.51.100.7",
+    version: str = "SIP/2.0",
+    cseq: str = "1 OPTIONS",
+    length: int | None = None,
+    body: str = "",
+) -> bytes:
+    size = len(body) if length is None else length
+    return INVALID.format(uri=uri, version=version, cseq=cseq, length=size, body=body).encode()
+
+
+def answer_to(h: Harness, data: bytes, source: tuple[str, int] = TRUNK, transport: str = "udp") -> bytes:
+    h.ua.receive(data, source, transport, h.now)  # type: ignore[arg-type]
+    [out] = h.ua.pop_outputs()
+    assert isinstance(out, Transmit) and out.destination == source and out.transport == transport
+    return out.data
+
+
+def status_line(data: bytes) -> bytes:
+    return data.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            invalid(cseq="1 INVITE"),
+            b"SIP/2.0 400 Bad Request (CSeq method 'INVITE' does not match request method 'OPTIONS')",
+        ),
+        (
+            invalid(uri="sip:100@[198.51.100.7"),
+            b"SIP/2.0 400 Bad Request (unterminated IPv6 reference in '?198.51.100.7')",
+        ),
+        (invalid(version="SIP/3.0"), b"SIP/2.0 505 Version Not Supported (unsupported SIP version 'SIP/3.0')"),
+        (
+            invalid(length=120, body="v=0\r\n"),
+            b"SIP/2.0 400 Bad Request (Content-Length 120 exceeds the 5 octets received)",
+        ),
+    ],
+)
+def test_invalid_requests_from_a_trunk_are_answered_with_their_status(
+    h: Harness, data: bytes, expected: bytes
+) -> None:
+    sent = answer_to(h, data)
+    assert status_line(sent) == expected
+    response = parse_message(sent)
+    assert isinstance(response, SipResponse)
+    assert response.header("Via") == "SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-bad-1;rport"
+    assert response.header("From") == "<sip:carrier@203.0.113.10>;tag=c1"
+    assert response.call_id == "bad-1@203.0.113.10" and response.to_tag is not None
+    assert response.header("CSeq") == data.split(b"CSeq: ")[1].split(b"\r\n")[0].decode()
+    # stateless: a retransmission gets the very same answer, and nothing is kept
+    assert answer_to(h, data) == sent
+    assert h.ua.next_deadline() is None
+    assert h.ua.stats.parse_errors == 2 and h.ua.stats.answered_invalid == 2
+    # the same bytes from anyone else: nothing at all
+    assert h.feed(data, source=SCANNER).sent == []
+
+
+def test_a_datagram_above_the_size_limit_gets_513(h: Harness) -> None:
+    small = Harness(max_message_size=1024)
+    big = invalid(body="a=x\r\n" * 200)
+    assert status_line(answer_to(small, big)).startswith(b"SIP/2.0 513 Message Too Large (message of ")
+    assert small.feed(big, source=SCANNER).sent == []
+    assert h.feed(big).sent == [] or h.feed(big).responses()[0].status == 200  # within 64 KiB: parsed
+
+
+def test_broken_streams_are_answered_from_their_head(h: Harness) -> None:
+    too_big = SipMessageTooLargeError("message of 70000 octets exceeds 65536")
+    too_big.head = invalid(length=70000)
+    h.ua.framing_error(too_big, TRUNK, "tcp", h.now)
+    [out] = h.ua.pop_outputs()
+    assert isinstance(out, Transmit) and out.transport == "tcp"
+    assert status_line(out.data) == b"SIP/2.0 513 Message Too Large (message of 70000 octets exceeds 65536)"
+    no_length = SipContentLengthError("missing Content-Length on a stream transport", header="Content-Length")
+    no_length.head = invalid().replace(b"Content-Length: 0\r\n", b"")
+    h.ua.framing_error(no_length, TRUNK, "tcp", h.now)
+    [out] = h.ua.pop_outputs()
+    assert isinstance(out, Transmit)
+    assert status_line(out.data) == b"SIP/2.0 400 Bad Request (missing Content-Length on a stream transport)"
+    h.ua.framing_error(too_big, SCANNER, "tcp", h.now)  # not a trunk
+    h.ua.framing_error(SipMessageTooLargeError("header section too large"), TRUNK, "tcp", h.now)  # no head
+    assert h.ua.pop_outputs() == [] and h.ua.stats.parse_errors == 4
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        invalid(cseq="1 INVITE").replace(b"OPTIONS sip", b"ACK sip"),  # never answer an ACK
+        invalid(cseq="1 INVITE").replace(b"Call-ID: bad-1@203.0.113.10\r\n", b""),  # nothing to match it by
+        invalid(cseq="1 INVITE").replace(b"Via: ", b"Via: ;"),  # nowhere to send it
+        invalid(cseq="nonsense"),  # no CSeq to copy
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n",  # a broken response
+    ],
+)
+def test_invalid_messages_that_cannot_be_answered_are_dropped(h: Harness, data: bytes) -> None:
+    assert h.feed(data).sent == []
+    assert h.ua.stats.parse_errors == 1
+
+
+def test_the_reason_phrase_names_the_problem_safely(h: Harness) -> None:
+    data = invalid().replace(b"Max-Forwards: 70", b'Max-Forwards: "<70>"\x7f')
+    sent = answer_to(h, data)
+    # the offending value comes back only as characters a reason phrase may hold
+    assert status_line(sent) == b"SIP/2.0 400 Bad Request (invalid Max-Forwards '??70???x7f')"
+    assert parse_message(sent).call_id == "bad-1@203.0.113.10"
+
+
+def test_errors_found_while_handling_use_their_status(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.answered_call()
+
+    def misuse(*args: object) -> bool:
+        raise TransactionUsageError("driven wrongly")
+
+    monkeypatch.setattr(OutboundCall, "receive_request", misuse)
+    [sent] = h.feed(h.request("INFO", 2), source=TRUNK).sent
+    assert sent.response.status == 500
 
 
 # --------------------------------------------------------------------------- many calls
