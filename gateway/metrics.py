@@ -64,7 +64,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from gateway.calls.status import TERMINAL
+from gateway.outcome import TERMINAL
 from gateway.sip.connections import CLOSE_REASONS, REFUSAL_REASONS
 from media.clock import LATENESS_BUCKETS_MS
 

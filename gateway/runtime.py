@@ -24,11 +24,11 @@ from gateway.calls.backend import CallBackend
 from gateway.calls.dialer import SipDialer
 from gateway.calls.model import Call
 from gateway.calls.service import CallService
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
 from gateway.calls.views import call_view
 from gateway.config import Settings
 from gateway.errors import ServiceUnavailable
 from gateway.logs import call_id_var
+from gateway.outcome import CallStatus, HangupCause, HangupSide
 from gateway.recordings import RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit

@@ -14,11 +14,11 @@ from gateway.api.envelope import error_responses, ok
 from gateway.api.schemas import CallCreate, CallEnvelope, CallListEnvelope, HangupEnvelope
 from gateway.calls.model import ListFilters
 from gateway.calls.service import CallRequest
-from gateway.calls.status import CallStatus
 from gateway.calls.views import call_view, hangup_view
 from gateway.errors import UnsupportedMediaType, ValidationFailed
 from gateway.jsonutil import dumps_bytes
 from gateway.numbers import EXPECTED, InvalidNumber, parse_e164
+from gateway.outcome import CallStatus
 from gateway.webhooks.ssrf import WebhookTargetError, check_target
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from gateway.calls.status import CallStatus
 from gateway.numbers import PhoneNumber
+from gateway.outcome import CallStatus
 
 
 class CallCreate(BaseModel):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from gateway.calls.model import Call, CallOutcome
-from gateway.calls.status import HangupCause
+from gateway.calls.model import Call
+from gateway.outcome import CallOutcome, HangupCause
 
 
 class CallProgress(Protocol):

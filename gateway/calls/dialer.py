@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 from gateway import metrics
 from gateway.calls.backend import CallProgress
 from gateway.calls.leg import CallLeg
-from gateway.calls.model import Call, CallOutcome
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.calls.model import Call
 from gateway.calls.trunks import TrunkGate
 from gateway.config import Settings, TrunkConfig
 from gateway.logs import call_id_var
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.sip.call import UaUsageError
 from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials

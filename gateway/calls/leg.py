@@ -22,14 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from gateway import metrics
 from gateway.calls.backend import CallProgress
-from gateway.calls.model import Call, CallOutcome
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.calls.model import Call
 from gateway.config import AgentConfig, Settings, TrunkConfig
 from gateway.logs import call_id_var
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.sip.sdp import NegotiatedMedia
 from gateway.sip.useragent import (
     Answered,
-    CallOutcomeSip,
     DtmfReceived,
     Ended,
     LegUpdated,
@@ -48,14 +47,6 @@ if TYPE_CHECKING:
     from gateway.recordings import RecordingUploader
 
 log = logging.getLogger("gateway.leg")
-
-_RESULT_STATUS = {
-    "completed": CallStatus.COMPLETED,
-    "busy": CallStatus.BUSY,
-    "no_answer": CallStatus.NO_ANSWER,
-    "failed": CallStatus.FAILED,
-    "cancelled": CallStatus.CANCELLED,
-}
 
 # Why the agent is told to stop, by the cause that ends the call.
 _STOP_REASON = {
@@ -313,8 +304,8 @@ class CallLeg:
             self.call.max_duration, self.hangup, HangupCause.MAX_DURATION
         )
 
-    def _outcome(self, sip: CallOutcomeSip) -> CallOutcome:
-        status = _RESULT_STATUS[sip.result]
+    def _outcome(self, sip: CallOutcome) -> CallOutcome:
+        status = sip.status
         cause = sip.cause
         if self._fail_cause is not None and status is CallStatus.COMPLETED:
             status, cause = CallStatus.FAILED, self._fail_cause

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.outcome import CallStatus
 
 
 @dataclass(slots=True)
@@ -38,17 +38,6 @@ class Call:
     recording_key: str | None = None
     event_seq: int = 0
     sip_leg: dict[str, Any] | None = None  # see gateway.sip.snapshot.LegSnapshot
-
-
-@dataclass(frozen=True, slots=True)
-class CallOutcome:
-    """How a call ended: the final status and what explains it."""
-
-    status: CallStatus
-    cause: HangupCause
-    side: HangupSide | None = None
-    sip_status: int | None = None
-    sip_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,14 +12,14 @@ from sqlalchemy import exc as sa_exc
 
 from gateway import metrics
 from gateway.calls.backend import CallBackend
-from gateway.calls.model import Call, CallOutcome, ListFilters, Page
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.calls.model import Call, ListFilters, Page
 from gateway.config import AccountConfig, Settings
 from gateway.errors import Conflict, NotFound, ValidationFailed
 from gateway.ids import new_call_id
 from gateway.jsonutil import clean_text
 from gateway.logs import call_id_var
 from gateway.numbers import InvalidNumber, parse_e164
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.store.calls import CallStore
 from gateway.timeutil import utcnow
 

@@ -9,7 +9,7 @@ Data types (all re-exported by ``gateway.sip.useragent``)
 * ``Address = tuple[str, int]``, ``Transport = Literal["udp", "tcp"]``.
 * ``LocalMedia(address, rtp_port, codecs=("PCMU", "PCMA"), dtmf_payload_type=101, ptime=20)``.
 * ``OutboundCallParams`` - see the field comments.
-* ``CallOutcomeSip(result, cause, side, sip_status, sip_reason)``.
+* ``CallOutcome`` (``gateway.outcome``): status, cause, side, sip_status, sip_reason.
 * Events: ``Trying(sip_call_id)``, ``Ringing(status, reason, early_media)``,
   ``Answered(media, status)``, ``MediaUpdated(media)``, ``DtmfReceived(digit, duration_ms)``,
   ``Ended(outcome)``, ``Released()``; ``CallEvent(call_ref, event)``.
@@ -78,9 +78,9 @@ import enum
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from gateway.calls.status import HangupCause, HangupSide
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.sip.dialog import Address, Dialog, DialogError, Transport
 from gateway.sip.digest import DigestCredentials, DigestError, DigestSession
 from gateway.sip.dtmf_info import parse_dtmf_info
@@ -136,9 +136,8 @@ __all__ = [
     "Answered",
     "CallEvent",
     "CallEventBody",
-    "CallOutcomeSip",
+    "CallOutcome",
     "CallPhase",
-    "CallResult",
     "CallSettings",
     "DtmfReceived",
     "Ended",
@@ -186,7 +185,6 @@ _WARNING_TEXT = {
     305: "Incompatible media format",
 }
 
-CallResult = Literal["completed", "busy", "no_answer", "failed", "cancelled"]
 # Distinct To tags in provisional responses we keep early dialogs for (forking fan-out).
 MAX_EARLY_DIALOGS = 16
 
@@ -225,15 +223,6 @@ class OutboundCallParams:
 
 
 @dataclass(frozen=True)
-class CallOutcomeSip:
-    result: CallResult
-    cause: HangupCause
-    side: HangupSide | None
-    sip_status: int | None
-    sip_reason: str | None
-
-
-@dataclass(frozen=True)
 class Trying:
     sip_call_id: str
 
@@ -264,7 +253,7 @@ class DtmfReceived:
 
 @dataclass(frozen=True)
 class Ended:
-    outcome: CallOutcomeSip
+    outcome: CallOutcome
 
 
 @dataclass(frozen=True)
@@ -362,15 +351,15 @@ class _Timer(enum.Enum):
 
 
 # What a final failure to the initial INVITE means; anything else is failed/REJECTED.
-_FINAL_OUTCOMES: dict[int, tuple[CallResult, HangupCause]] = {
-    486: ("busy", HangupCause.BUSY),
-    600: ("busy", HangupCause.BUSY),
-    408: ("no_answer", HangupCause.NO_ANSWER),
-    480: ("no_answer", HangupCause.NO_ANSWER),
-    401: ("failed", HangupCause.AUTH_FAILED),
-    407: ("failed", HangupCause.AUTH_FAILED),
-    488: ("failed", HangupCause.CODEC_MISMATCH),
-    606: ("failed", HangupCause.CODEC_MISMATCH),
+_FINAL_OUTCOMES: dict[int, tuple[CallStatus, HangupCause]] = {
+    486: (CallStatus.BUSY, HangupCause.BUSY),
+    600: (CallStatus.BUSY, HangupCause.BUSY),
+    408: (CallStatus.NO_ANSWER, HangupCause.NO_ANSWER),
+    480: (CallStatus.NO_ANSWER, HangupCause.NO_ANSWER),
+    401: (CallStatus.FAILED, HangupCause.AUTH_FAILED),
+    407: (CallStatus.FAILED, HangupCause.AUTH_FAILED),
+    488: (CallStatus.FAILED, HangupCause.CODEC_MISMATCH),
+    606: (CallStatus.FAILED, HangupCause.CODEC_MISMATCH),
 }
 
 
@@ -378,7 +367,7 @@ _FINAL_OUTCOMES: dict[int, tuple[CallResult, HangupCause]] = {
 class _Intent:
     """Why we want to stop ringing: the outcome to report once the INVITE is over."""
 
-    result: CallResult
+    result: CallStatus
     cause: HangupCause
 
 
@@ -539,8 +528,8 @@ class OutboundCall:
         self.phase = CallPhase.CALLING
         self.media: NegotiatedMedia | None = None
         self.released = False
-        self._outcome: CallOutcomeSip | None = None
-        self._closing: CallOutcomeSip | None = None
+        self._outcome: CallOutcome | None = None
+        self._closing: CallOutcome | None = None
         self._intent: _Intent | None = None
         self._cancel_sent = False
         self._invite: _ClientEntry | None = None
@@ -565,7 +554,7 @@ class OutboundCall:
         return self._outcome is not None
 
     @property
-    def outcome(self) -> CallOutcomeSip | None:
+    def outcome(self) -> CallOutcome | None:
         return self._outcome
 
     def start(self, now: float) -> None:
@@ -577,9 +566,9 @@ class OutboundCall:
     def hangup(self, cause: HangupCause, now: float) -> None:
         if self._outcome is None and self._closing is None:
             if self._dialog is not None:
-                self._close(CallOutcomeSip("completed", cause, HangupSide.LOCAL, None, None), now)
+                self._close(CallOutcome(CallStatus.COMPLETED, cause, HangupSide.LOCAL, None, None), now)
             else:
-                self._request_cancel(_Intent("cancelled", cause), now)
+                self._request_cancel(_Intent(CallStatus.CANCELLED, cause), now)
         self._maybe_release()
 
     def receive_response(self, response: SipResponse, now: float) -> bool:
@@ -737,13 +726,12 @@ class OutboundCall:
                 self._end(self._intent_outcome(None, None))
             elif transport_failed:
                 self._end(
-                    CallOutcomeSip(
-                        "failed", HangupCause.TRANSPORT_ERROR, HangupSide.REMOTE, 503, reason_phrase(503)
+                    CallOutcome(CallStatus.FAILED, HangupCause.TRANSPORT_ERROR, HangupSide.REMOTE, 503, reason_phrase(503)
                     )
                 )
             else:
                 self._end(
-                    CallOutcomeSip("failed", HangupCause.TIMEOUT, HangupSide.REMOTE, 408, reason_phrase(408))
+                    CallOutcome(CallStatus.FAILED, HangupCause.TIMEOUT, HangupSide.REMOTE, 408, reason_phrase(408))
                 )
         elif entry.purpose is _Purpose.BYE:
             self._finish_close()
@@ -853,8 +841,7 @@ class OutboundCall:
         media = self._negotiate(self._offer, sdp) if sdp is not None else None
         if media is None:
             self._close(
-                CallOutcomeSip(
-                    "failed", HangupCause.CODEC_MISMATCH, HangupSide.LOCAL, 488, reason_phrase(488)
+                CallOutcome(CallStatus.FAILED, HangupCause.CODEC_MISMATCH, HangupSide.LOCAL, 488, reason_phrase(488)
                 ),
                 now,
             )
@@ -873,8 +860,8 @@ class OutboundCall:
                 return
         elif self._retry(entry, response, now):
             return
-        result, cause = _FINAL_OUTCOMES.get(status, ("failed", HangupCause.REJECTED))
-        self._end(CallOutcomeSip(result, cause, HangupSide.REMOTE, status, reason))
+        result, cause = _FINAL_OUTCOMES.get(status, (CallStatus.FAILED, HangupCause.REJECTED))
+        self._end(CallOutcome(result, cause, HangupSide.REMOTE, status, reason))
 
     def _challenge(self, entry: _ClientEntry, response: SipResponse) -> bool:
         """Feed a 401/407 to the digest session; True when a retry is allowed."""
@@ -921,9 +908,9 @@ class OutboundCall:
             return None
         return None if media.rejected else media
 
-    def _intent_outcome(self, status: int | None, reason: str | None) -> CallOutcomeSip:
+    def _intent_outcome(self, status: int | None, reason: str | None) -> CallOutcome:
         assert self._intent is not None
-        return CallOutcomeSip(self._intent.result, self._intent.cause, HangupSide.LOCAL, status, reason)
+        return CallOutcome(self._intent.result, self._intent.cause, HangupSide.LOCAL, status, reason)
 
     # ------------------------------------------------------------------ CANCEL
 
@@ -996,7 +983,7 @@ class OutboundCall:
             auth_retries=auth_retries,
         )
 
-    def _close(self, outcome: CallOutcomeSip, now: float) -> None:
+    def _close(self, outcome: CallOutcome, now: float) -> None:
         """End the confirmed dialog with a BYE; Ended follows when the BYE completes."""
         if self._closing is not None or self._outcome is not None or self._dialog is None:
             return
@@ -1018,7 +1005,7 @@ class OutboundCall:
         if self._closing is not None:
             self._end(self._closing)
 
-    def _end(self, outcome: CallOutcomeSip) -> None:
+    def _end(self, outcome: CallOutcome) -> None:
         if self._outcome is not None:
             return
         self._outcome = outcome
@@ -1035,7 +1022,7 @@ class OutboundCall:
         self._emit(Ended(outcome))
 
     def _dialog_gone(self, status: int, reason: str) -> None:
-        self._end(CallOutcomeSip("completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, status, reason))
+        self._end(CallOutcome(CallStatus.COMPLETED, HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, status, reason))
 
     def _maybe_release(self) -> None:
         if self.released or self._outcome is None or self._client or self._server or self._timers:
@@ -1171,13 +1158,13 @@ class OutboundCall:
     def _session_expired(self, now: float) -> None:
         if self.phase is CallPhase.CONFIRMED:
             self._close(
-                CallOutcomeSip("completed", HangupCause.SESSION_EXPIRED, HangupSide.LOCAL, None, None), now
+                CallOutcome(CallStatus.COMPLETED, HangupCause.SESSION_EXPIRED, HangupSide.LOCAL, None, None), now
             )
 
     # ------------------------------------------------------------------ timers
 
     def _ring_timeout(self, now: float) -> None:
-        self._request_cancel(_Intent("no_answer", HangupCause.RING_TIMEOUT), now)
+        self._request_cancel(_Intent(CallStatus.NO_ANSWER, HangupCause.RING_TIMEOUT), now)
 
     def _cancel_wait_expired(self, now: float) -> None:
         invite = self._invite
@@ -1198,7 +1185,7 @@ class OutboundCall:
     def _ack_wait_expired(self, now: float) -> None:
         self._pending_ack = None
         self._timers.pop(_Timer.RETRANSMIT_2XX, None)
-        self._close(CallOutcomeSip("completed", HangupCause.TIMEOUT, HangupSide.LOCAL, None, None), now)
+        self._close(CallOutcome(CallStatus.COMPLETED, HangupCause.TIMEOUT, HangupSide.LOCAL, None, None), now)
 
     _TIMER_HANDLERS: ClassVar[dict[_Timer, Callable[[OutboundCall, float], None]]] = {
         _Timer.RING: _ring_timeout,
@@ -1346,7 +1333,7 @@ class OutboundCall:
 
     def _on_bye(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
         self._reply(entry, request, 200, now)
-        self._end(CallOutcomeSip("completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, None, None))
+        self._end(CallOutcome(CallStatus.COMPLETED, HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, None, None))
 
     def _on_options(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
         self._reply(
@@ -1506,8 +1493,7 @@ class OutboundCall:
         media = self._negotiate(pending.offer, sdp) if sdp is not None else None
         if media is None:
             self._close(
-                CallOutcomeSip(
-                    "failed", HangupCause.CODEC_MISMATCH, HangupSide.LOCAL, 488, reason_phrase(488)
+                CallOutcome(CallStatus.FAILED, HangupCause.CODEC_MISMATCH, HangupSide.LOCAL, 488, reason_phrase(488)
                 ),
                 now,
             )

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.calls.status import HangupCause, HangupSide
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.sip.call import (
     Address,
     CallEvent,
     CallEventBody,
-    CallOutcomeSip,
     CallSettings,
     Ended,
     Released,
@@ -259,7 +258,7 @@ class LegRelease:
         if self.ended:
             return
         self.ended = True
-        outcome = CallOutcomeSip("failed", HangupCause.GATEWAY_RESTART, HangupSide.LOCAL, status, reason)
+        outcome = CallOutcome(CallStatus.FAILED, HangupCause.GATEWAY_RESTART, HangupSide.LOCAL, status, reason)
         self._emit(Ended(outcome))
 
     def _maybe_release(self, now: float) -> None:

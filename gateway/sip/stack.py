@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 
 from gateway import metrics
-from gateway.calls.status import HangupCause
+from gateway.outcome import HangupCause
 from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import SipFramingError

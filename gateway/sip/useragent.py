@@ -38,7 +38,7 @@ API
         stats: UaStats
 
 Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
-``OutboundCallParams``, ``CallOutcomeSip``, ``Trying``, ``Ringing``, ``Answered``,
+``OutboundCallParams``, ``CallOutcome``, ``Trying``, ``Ringing``, ``Answered``,
 ``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``LegUpdated``, ``CallEvent``, ``Transmit``,
 ``UaOutput``, ``UaStats``, ``UaUsageError``.
 
@@ -90,7 +90,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.calls.status import HangupCause
+from gateway.outcome import HangupCause
 from gateway.sip.call import (
     ACCEPT,
     ALLOW,
@@ -100,7 +100,7 @@ from gateway.sip.call import (
     Answered,
     CallEvent,
     CallEventBody,
-    CallOutcomeSip,
+    CallOutcome,
     CallSettings,
     DtmfReceived,
     Ended,
@@ -141,7 +141,7 @@ __all__ = [
     "Answered",
     "CallEvent",
     "CallEventBody",
-    "CallOutcomeSip",
+    "CallOutcome",
     "DtmfReceived",
     "Ended",
     "LegSnapshot",

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from gateway.calls.model import Call, ListFilters, Page
-from gateway.calls.status import EVENT_TYPE, CallStatus, sources_of
 from gateway.calls.views import call_view
 from gateway.ids import new_event_id, new_id
+from gateway.outcome import EVENT_TYPE, CallStatus, sources_of
 from gateway.store.commit import GroupCommit
 from gateway.store.models import CallRow, DeliveryRow, EventRow, SecretRow
 from gateway.timeutil import iso

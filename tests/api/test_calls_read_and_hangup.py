@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from gateway.calls.model import CallOutcome
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from tests.conftest import KEY_A, KEY_B, ApiClient
 
 FULL_FIELDS = {

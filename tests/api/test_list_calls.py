@@ -6,8 +6,7 @@ import base64
 
 import pytest
 
-from gateway.calls.model import CallOutcome
-from gateway.calls.status import CallStatus, HangupCause
+from gateway.outcome import CallOutcome, CallStatus, HangupCause
 from tests.conftest import KEY_A, KEY_B, ApiClient
 
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from gateway.calls.model import CallOutcome
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from tests.conftest import ApiClient
 
 POOL_TIMEOUT = sa_exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached, connection timed out")

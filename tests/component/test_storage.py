@@ -23,9 +23,9 @@ from fastapi import FastAPI
 
 from gateway.api import envelope
 from gateway.calls.model import Call
-from gateway.calls.status import CallStatus
 from gateway.config import S3Config, Settings
 from gateway.ids import new_call_id
+from gateway.outcome import CallStatus
 from gateway.recordings import SIDECAR_SUFFIX, RecordingUploader, build_storage, recordings_router
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit

@@ -17,9 +17,9 @@ from sqlalchemy import text as sa_text
 
 from gateway import metrics
 from gateway.calls.model import Call
-from gateway.calls.status import CallStatus
 from gateway.config import Settings
 from gateway.ids import new_call_id, new_event_id, new_id
+from gateway.outcome import CallStatus
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory

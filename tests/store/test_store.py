@@ -14,9 +14,9 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
 from gateway.calls.model import Call, ListFilters
-from gateway.calls.status import CallStatus
 from gateway.config import Settings
 from gateway.ids import new_call_id
+from gateway.outcome import CallStatus
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory

@@ -7,9 +7,9 @@ itself is tested against SIPp, baresip and Kamailio.
 from __future__ import annotations
 
 from gateway.calls.backend import CallProgress
-from gateway.calls.model import Call, CallOutcome
-from gateway.calls.status import CallStatus, HangupCause, HangupSide
+from gateway.calls.model import Call
 from gateway.errors import RateLimited
+from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 
 
 class ScriptedBackend:

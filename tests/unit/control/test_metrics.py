@@ -9,8 +9,8 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import metrics as metrics_module
-from gateway.calls.status import CallStatus
 from gateway.metrics import GatewayMetrics, metrics_router
+from gateway.outcome import CallStatus
 from media.stats import MediaStats
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gateway.calls.status import EVENT_TYPE, TERMINAL, TRANSITIONS, CallStatus, sources_of
+from gateway.outcome import EVENT_TYPE, TERMINAL, TRANSITIONS, CallStatus, sources_of
 
 
 def test_statuses_are_the_seeds() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateway.calls.status import HangupCause, HangupSide
+from gateway.outcome import CallStatus, HangupCause, HangupSide
 from gateway.sip.message import SipRequest, make_cancel, make_request, new_branch
 from gateway.sip.sdp import MediaDirection, SessionDescription
-from gateway.sip.useragent import CallOutcomeSip, DtmfReceived, Ended, MediaUpdated
+from gateway.sip.useragent import CallOutcome, DtmfReceived, Ended, MediaUpdated
 from tests.unit.sip.test_call_harness import FAR, FAR_IP, T1, Harness, Step, answer_sdp
 
 
@@ -21,7 +21,7 @@ def h() -> Iterator[Harness]:
     assert harness.ua.stats.internal_errors == 0
 
 
-def ended(step: Step) -> CallOutcomeSip:
+def ended(step: Step) -> CallOutcome:
     outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
     assert len(outcomes) == 1, step.events
     return outcomes[0]
@@ -86,7 +86,7 @@ def test_reinvite_without_ack_ends_with_bye(h: Harness) -> None:
     bye = step.one("BYE")
     assert step.events == []
     step = h.feed(h.respond(200, request=bye))
-    assert ended(step) == CallOutcomeSip("completed", HangupCause.TIMEOUT, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.TIMEOUT, HangupSide.LOCAL, None, None)
 
 
 def test_offerless_reinvite_gets_our_offer_and_the_ack_answers(h: Harness) -> None:
@@ -258,7 +258,7 @@ def test_crossing_byes(h: Harness) -> None:
     step = h.feed(h.request("BYE", 1), source=FAR)
     assert [r.status for r in step.responses()] == [200] and step.events == []
     step = h.feed(h.respond(481, request=bye))
-    assert ended(step) == CallOutcomeSip("completed", HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
 
 
 def test_early_dialog_accepts_info_but_not_bye(h: Harness) -> None:
@@ -300,8 +300,7 @@ def test_no_refresh_from_them_expires_the_session(h: Harness) -> None:
     assert h.advance(87.9).sent == []
     bye = h.advance(0.1).one("BYE")
     step = h.feed(h.respond(200, request=bye))
-    assert ended(step) == CallOutcomeSip(
-        "completed", HangupCause.SESSION_EXPIRED, HangupSide.LOCAL, None, None
+    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.SESSION_EXPIRED, HangupSide.LOCAL, None, None
     )
 
 
@@ -368,7 +367,7 @@ def test_refresh_answered_481_or_408_means_the_dialog_is_gone(h: Harness, status
     step = h.feed(h.respond(status, request=refresh))
     assert step.requests("BYE") == []
     outcome = ended(step)
-    assert (outcome.result, outcome.cause, outcome.side, outcome.sip_status) == (
+    assert (outcome.status, outcome.cause, outcome.side, outcome.sip_status) == (
         "completed",
         HangupCause.REMOTE_HANGUP,
         HangupSide.REMOTE,
@@ -380,8 +379,7 @@ def test_refresh_that_times_out_ends_the_call(h: Harness) -> None:
     h.answered_call(headers=[("Session-Expires", "1800;refresher=uac")])
     h.advance(900)
     step = h.advance(64 * T1)
-    assert ended(step) == CallOutcomeSip(
-        "completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, 408, "Request Timeout"
+    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, 408, "Request Timeout"
     )
     assert step.requests("BYE") == []
 

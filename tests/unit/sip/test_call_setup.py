@@ -6,13 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.calls.status import HangupCause, HangupSide
+from gateway.outcome import HangupCause, HangupSide
 from gateway.sip.digest import DigestChallenge, compute_authorization, parse_auth_params
 from gateway.sip.message import SipRequest, SipResponse
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import (
     Answered,
-    CallOutcomeSip,
+    CallOutcome,
     Ended,
     LocalMedia,
     Released,
@@ -40,7 +40,7 @@ def h() -> Iterator[Harness]:
     assert harness.ua.stats.internal_errors == 0
 
 
-def ended(step: Step) -> CallOutcomeSip:
+def ended(step: Step) -> CallOutcome:
     outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
     assert len(outcomes) == 1, step.events
     return outcomes[0]
@@ -200,7 +200,7 @@ def test_2xx_without_usable_media_is_acked_then_byed(h: Harness, sdp: bytes | No
     assert step.events == []  # Ended comes with the BYE's completion
     bye = step.one("BYE")
     step = h.feed(h.respond(200, request=bye))
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "failed", HangupCause.CODEC_MISMATCH, HangupSide.LOCAL, 488, "Not Acceptable Here"
     )
 
@@ -211,7 +211,7 @@ def test_remote_bye_ends_the_call_and_release_waits_for_timer_j(h: Harness) -> N
     step = h.feed(bye, source=FAR)
     [ok] = step.responses()
     assert ok.status == 200 and step.sent[0].destination == FAR
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, None, None
     )
     assert h.ua.active_calls() == 0 and h.ua.has_call("call_1")
@@ -231,7 +231,7 @@ def test_local_bye_reports_end_when_it_completes(h: Harness) -> None:
     assert bye.to_tag == "callee1" and step.events == []
     assert h.hangup(HangupCause.API_HANGUP).sent == []  # idempotent
     step = h.feed(h.respond(200, request=bye))
-    assert ended(step) == CallOutcomeSip("completed", HangupCause.AGENT_HANGUP, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome("completed", HangupCause.AGENT_HANGUP, HangupSide.LOCAL, None, None)
     released_after(h)
 
 
@@ -290,7 +290,7 @@ def test_final_failures_map_to_outcomes(h: Harness, status: int, result: str, ca
     assert h.invite is not None
     assert ack.via.branch == h.invite.via.branch and ack.to_tag == "callee1" and ack.cseq == (1, "ACK")
     assert step.sent_to("ACK").destination == TRUNK
-    assert ended(step) == CallOutcomeSip(result, cause, HangupSide.REMOTE, status, "Carrier Says No")  # type: ignore[arg-type]
+    assert ended(step) == CallOutcome(result, cause, HangupSide.REMOTE, status, "Carrier Says No")  # type: ignore[arg-type]
     # a retransmitted final gets the ACK again from the transaction, and nothing else
     again = h.feed(response)
     assert [r.method for r in again.requests()] == ["ACK"] and again.events == []
@@ -301,7 +301,7 @@ def test_timer_b_fails_with_timeout(h: Harness) -> None:
     h.place()
     step = h.advance(64 * T1)
     assert len(step.requests("INVITE")) == 6  # Timer A at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "failed", HangupCause.TIMEOUT, HangupSide.REMOTE, 408, "Request Timeout"
     )
     assert any(isinstance(e, Released) for e in step.events)
@@ -314,7 +314,7 @@ def test_transport_error_fails_the_call(h: Harness) -> None:
     assert h.drain().events == []
     h.ua.transport_error(TRUNK, "tcp", h.now)
     step = h.drain()
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "failed", HangupCause.TRANSPORT_ERROR, HangupSide.REMOTE, 503, "Service Unavailable"
     )
     assert step.kinds() == ["Ended", "Released"]
@@ -369,7 +369,7 @@ def test_digest_retries_are_capped(h: Harness) -> None:
         h.invite = step.one("INVITE")
     step = h.feed(h.respond(401, headers=[("WWW-Authenticate", 'Digest realm="carrier", nonce="nonce9"')]))
     assert step.requests("INVITE") == []
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "failed", HangupCause.AUTH_FAILED, HangupSide.REMOTE, 401, "Unauthorized"
     )
 
@@ -402,7 +402,7 @@ def test_422_is_retried_once_with_the_larger_min_se(h: Harness) -> None:
     assert retry.cseq == (2, "INVITE") and retry.via.branch != first.via.branch
     assert retry.header("Session-Expires") == "600;refresher=uac" and retry.header("Min-SE") == "600"
     step = h.feed(h.respond(422, headers=[("Min-SE", "1200")]))
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "failed", HangupCause.REJECTED, HangupSide.REMOTE, 422, "Session Interval Too Small"
     )
 
@@ -426,7 +426,7 @@ def test_hangup_after_provisional_sends_cancel(h: Harness) -> None:
     assert h.feed(h.respond(200, request=cancel, to_tag=None)).events == []
     step = h.feed(h.respond(487))
     assert step.one("ACK").cseq == (1, "ACK")
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "cancelled", HangupCause.API_HANGUP, HangupSide.LOCAL, 487, "Request Terminated"
     )
     released_after(h)
@@ -439,7 +439,7 @@ def test_hangup_before_provisional_waits_for_one(h: Harness) -> None:
     step = h.feed(h.respond(100))
     assert step.one("CANCEL").cseq == (1, "CANCEL") and step.events == []
     step = h.feed(h.respond(487))
-    assert ended(step).result == "cancelled"
+    assert ended(step).status == "cancelled"
 
 
 def test_hangup_before_provisional_then_timer_b_keeps_cancelled(h: Harness) -> None:
@@ -447,7 +447,7 @@ def test_hangup_before_provisional_then_timer_b_keeps_cancelled(h: Harness) -> N
     h.hangup(HangupCause.API_HANGUP)
     step = h.advance(64 * T1)
     assert step.requests("CANCEL") == []
-    assert ended(step) == CallOutcomeSip("cancelled", HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome("cancelled", HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
 
 
 def test_final_before_pending_cancel_decides(h: Harness) -> None:
@@ -455,7 +455,7 @@ def test_final_before_pending_cancel_decides(h: Harness) -> None:
     h.hangup(HangupCause.API_HANGUP)
     step = h.feed(h.respond(486))
     assert step.requests("CANCEL") == []
-    assert ended(step).result == "busy"
+    assert ended(step).status == "busy"
 
 
 def test_challenge_after_hangup_is_not_retried(h: Harness) -> None:
@@ -463,7 +463,7 @@ def test_challenge_after_hangup_is_not_retried(h: Harness) -> None:
     h.hangup(HangupCause.API_HANGUP)
     step = h.feed(h.respond(407, headers=[("Proxy-Authenticate", 'Digest realm="c", nonce="n"')]))
     assert step.requests("INVITE") == []
-    assert ended(step).result == "cancelled"
+    assert ended(step).status == "cancelled"
 
 
 def test_ring_timeout_cancels_as_no_answer(h: Harness) -> None:
@@ -474,7 +474,7 @@ def test_ring_timeout_cancels_as_no_answer(h: Harness) -> None:
     step = h.advance(0.1)
     cancel = step.one("CANCEL")
     step = h.feed(h.respond(487))
-    assert ended(step) == CallOutcomeSip(
+    assert ended(step) == CallOutcome(
         "no_answer", HangupCause.RING_TIMEOUT, HangupSide.LOCAL, 487, "Request Terminated"
     )
     assert cancel.cseq == (1, "CANCEL")
@@ -488,7 +488,7 @@ def test_200_racing_the_cancel_is_acked_and_byed(h: Harness) -> None:
     assert [r.method for r in step.requests()] == ["ACK", "BYE"]
     assert step.events == []  # never Answered
     step = h.feed(h.respond(200, request=step.one("BYE")))
-    assert ended(step) == CallOutcomeSip("no_answer", HangupCause.RING_TIMEOUT, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome("no_answer", HangupCause.RING_TIMEOUT, HangupSide.LOCAL, None, None)
     released_after(h)
 
 
@@ -498,7 +498,7 @@ def test_no_final_after_cancel_ends_the_call(h: Harness) -> None:
     cancel = h.hangup(HangupCause.API_HANGUP).one("CANCEL")
     h.feed(h.respond(200, request=cancel, to_tag=None))
     step = h.advance(64 * T1)
-    assert ended(step) == CallOutcomeSip("cancelled", HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
+    assert ended(step) == CallOutcome("cancelled", HangupCause.API_HANGUP, HangupSide.LOCAL, None, None)
     released_after(h, prior=step)
 
 
@@ -563,7 +563,7 @@ def test_2xx_without_contact_falls_back_to_the_request_uri(h: Harness) -> None:
 def test_responses_to_the_invite_are_ignored_once_released(h: Harness) -> None:
     h.place()
     step = h.feed(h.respond(486))
-    assert ended(step).result == "busy"
+    assert ended(step).status == "busy"
     released_after(h)
     late = h.feed(h.respond(200, sdp=answer_sdp()))
     assert late.sent == [] and late.events == []

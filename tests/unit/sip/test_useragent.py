@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.calls.status import HangupCause
+from gateway.outcome import HangupCause
 from gateway.sip import useragent
 from gateway.sip.call import OutboundCall
 from gateway.sip.errors import (

@@ -1,7 +1,9 @@
-"""Call statuses (exactly the seed's), the allowed transitions, and hang-up causes."""
+"""How calls end, as every layer names it: the seed's statuses, the allowed transitions, hang-up
+causes and sides, and `CallOutcome`, which the SIP user agent emits and the call store records."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -84,3 +86,14 @@ class HangupCause(StrEnum):
 class HangupSide(StrEnum):
     LOCAL = "local"  # the gateway (API, agent, limits) ended the call
     REMOTE = "remote"  # the called party or the network ended it
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """How a call ended: the final status and what explains it."""
+
+    status: CallStatus
+    cause: HangupCause
+    side: HangupSide | None = None
+    sip_status: int | None = None
+    sip_reason: str | None = None
