@@ -44,11 +44,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from gateway.config import AgentConfig
-from gateway.sip.sdp import MediaDirection, NegotiatedMedia
 from media import g711
 from media.agent.bridge import AgentBridge, _AgentSocket
 from media.agent.orbit_voice import SUBPROTOCOL
 from media.clock import MediaClock
+from media.negotiated import MediaDirection, NegotiatedMedia
 from media.recording import StereoRecorder
 from media.resample import FrameResamplers
 from media.rtp import build_packet

@@ -50,11 +50,11 @@ from typing import Protocol
 
 import numpy as np
 
-from gateway.sip.sdp import NegotiatedMedia
 from media import g711
 from media.dtmf import DtmfDigit, DtmfReceiver, DtmfSender, event_for_digit
 from media.endpoint import MediaPortBusy, RtpEndpoint
 from media.jitterbuffer import FrameKind, JitterBuffer, JitterBufferStats
+from media.negotiated import NegotiatedMedia
 from media.rtcp import (
     Bye,
     ReceiverReport,

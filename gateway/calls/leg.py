@@ -26,7 +26,6 @@ from gateway.calls.model import Call
 from gateway.config import AgentConfig, Settings, TrunkConfig
 from gateway.logs import call_id_var
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
-from gateway.sip.sdp import NegotiatedMedia
 from gateway.sip.useragent import (
     Answered,
     DtmfReceived,
@@ -39,6 +38,7 @@ from gateway.sip.useragent import (
 )
 from media.agent.bridge import AgentBridge, AgentUnavailable
 from media.clock import MediaClock
+from media.negotiated import NegotiatedMedia
 from media.recording import StereoRecorder
 from media.resample import FrameResamplers
 from media.session import MediaConfig, MediaSession

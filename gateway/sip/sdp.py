@@ -84,8 +84,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import ClassVar, Final
+
+from media.negotiated import MediaDirection, NegotiatedMedia
 
 __all__ = [
     "STATIC_PAYLOAD_TYPES",
@@ -146,38 +147,6 @@ WARNING_INCOMPATIBLE_FORMAT: Final = 305
 
 
 # --------------------------------------------------------------------------- small types
-
-
-class MediaDirection(StrEnum):
-    SENDRECV = "sendrecv"
-    SENDONLY = "sendonly"
-    RECVONLY = "recvonly"
-    INACTIVE = "inactive"
-
-    @property
-    def sends(self) -> bool:
-        return self in (MediaDirection.SENDRECV, MediaDirection.SENDONLY)
-
-    @property
-    def receives(self) -> bool:
-        return self in (MediaDirection.SENDRECV, MediaDirection.RECVONLY)
-
-    @classmethod
-    def from_flags(cls, sends: bool, receives: bool) -> MediaDirection:
-        if sends and receives:
-            return cls.SENDRECV
-        if sends:
-            return cls.SENDONLY
-        if receives:
-            return cls.RECVONLY
-        return cls.INACTIVE
-
-    def reversed(self) -> MediaDirection:
-        """The same stream as seen from the other end."""
-        return MediaDirection.from_flags(self.receives, self.sends)
-
-    def intersect(self, other: MediaDirection) -> MediaDirection:
-        return MediaDirection.from_flags(self.sends and other.sends, self.receives and other.receives)
 
 
 def _direction(value: MediaDirection | str) -> MediaDirection:
@@ -733,35 +702,6 @@ def build_offer(
 
 
 # --------------------------------------------------------------------------- negotiation
-
-
-@dataclass(frozen=True, slots=True)
-class NegotiatedMedia:
-    remote_address: str
-    remote_port: int
-    remote_rtcp_port: int
-    rtcp_mux: bool
-    codec: str
-    payload_type: int
-    local_payload_type: int
-    clock_rate: int
-    channels: int
-    telephone_event_pt: int | None
-    local_telephone_event_pt: int | None
-    ptime: int
-    maxptime: int | None
-    direction: MediaDirection
-    remote_hold: bool
-    rejected: bool
-    media_index: int
-
-    @property
-    def can_send(self) -> bool:
-        return not self.rejected and self.direction.sends
-
-    @property
-    def can_receive(self) -> bool:
-        return not self.rejected and self.direction.receives
 
 
 def _voice_codecs(media: MediaDescription) -> list[RtpMap]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.sip.sdp import MediaDirection, NegotiatedMedia
+from media.negotiated import MediaDirection, NegotiatedMedia
 from media.rtp import build_packet, parse_header_fast, payload_end
 from media.session import FRAME_BYTES, SAMPLES_PER_FRAME, MediaConfig, MediaPortBusy, MediaSession
 
