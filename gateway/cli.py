@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # collector's sight, so its full passes do not walk it while calls are up.
     gc.collect()
     gc.freeze()
-    DrainingServer(config, app.state.gateway, settings.http.drain_timeout_seconds).run()
+    DrainingServer(config, app, settings.http.drain_timeout_seconds).run()
     return 0
 
 
@@ -63,7 +63,7 @@ class DrainingServer:
     live calls finish (up to the drain timeout, then they are ended gracefully); only then
     does the server stop. SIGINT keeps uvicorn's meaning: stop now (twice: at once)."""
 
-    def __init__(self, config: Any, gateway: Any, drain_seconds: float) -> None:
+    def __init__(self, config: Any, app: Any, drain_seconds: float) -> None:
         import uvicorn
 
         outer = self
@@ -79,7 +79,7 @@ class DrainingServer:
                 super().handle_exit(sig, frame)
 
         self.server = _Server(config)
-        self.gateway = gateway
+        self.app = app  # its lifespan builds the gateway (app.state.gateway)
         self.drain_seconds = drain_seconds
         self.draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -91,7 +91,9 @@ class DrainingServer:
 
     async def _drain(self) -> None:
         try:
-            await self.gateway.drain(self.drain_seconds)
+            gateway = getattr(self.app.state, "gateway", None)
+            if gateway is not None:
+                await gateway.drain(self.drain_seconds)
         finally:
             self.server.should_exit = True
 

@@ -17,7 +17,7 @@ import hashlib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -378,13 +378,17 @@ class Settings(BaseSettings):
         return next((a for a in self.agents if a.id == agent_id), None)
 
     def route(self, number: str) -> TrunkConfig | None:
-        """The trunk whose longest prefix matches `number` (first trunk wins a tie)."""
-        best: tuple[int, TrunkConfig] | None = None
-        for trunk in self.trunks:
-            for prefix in trunk.prefixes:
-                if number.startswith(prefix) and (best is None or len(prefix) > best[0]):
-                    best = (len(prefix), trunk)
-        return best[1] if best else None
+        return route(self.trunks, number)
+
+
+def route(trunks: Sequence[TrunkConfig], number: str) -> TrunkConfig | None:
+    """The trunk whose longest prefix matches `number` (first trunk wins a tie)."""
+    best: tuple[int, TrunkConfig] | None = None
+    for trunk in trunks:
+        for prefix in trunk.prefixes:
+            if number.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), trunk)
+    return best[1] if best else None
 
 
 def _env_value(raw: str) -> Any:

@@ -2,23 +2,24 @@
 
 Everything lives in its own :class:`prometheus_client.CollectorRegistry` (never the
 library's global default one), so several apps or tests in one process do not collide.
-The module-level :data:`METRICS` is the process's instance; the functions below record
-into it and are safe to call from any code path: they never raise and never block.
+The gateway builds one :class:`GatewayMetrics` and hands it to every component that records
+into it (the SIP transport, the dialer and its call legs, the webhook sender, the recording
+uploader). Its methods are safe to call from any code path: they never raise and never block.
 
 ========================================  =========  ==========================================================
 metric                                    type       recorded by
 ========================================  =========  ==========================================================
-``orbit_active_calls``                    gauge      :func:`call_started` / :func:`call_ended` (calls not final)
-``orbit_calls_total{status}``             counter    :func:`call_ended`: one per call reaching a final status
-``orbit_sip_responses_total{code}``       counter    :func:`sip_response`: every SIP response received
-``orbit_sip_tcp_connections*``            both       :func:`sip_tcp_connections`, ``_refused``, ``_closed`` (below)
-``orbit_rtp_packet_loss_ratio``           histogram  :func:`media_stats` at call end: lost / (received + lost)
-``orbit_rtp_jitter_ms``                   histogram  :func:`media_stats` at call end: RFC 3550 interarrival jitter
-``orbit_agent_connect_seconds``           histogram  :func:`agent_connected`: websocket connect + start handshake
-``orbit_webhook_deliveries_total``        counter    :func:`webhook_delivery`: ``result`` delivered|failed|dead|refused
-``orbit_recording_uploads_total``         counter    :func:`recording_upload`: ``result`` ok|failed, per attempt
-``orbit_media_clock_lateness_ms``         histogram  :func:`clock_lateness`: how late each media tick ran
-``orbit_playout_frames_total{outcome}``   counter    :func:`watch_playout`: caller audio frames by playout outcome
+``orbit_active_calls``                    gauge      :meth:`call_started` / :meth:`call_ended` (calls not final)
+``orbit_calls_total{status}``             counter    :meth:`call_ended`: one per call reaching a final status
+``orbit_sip_responses_total{code}``       counter    :meth:`sip_response`: every SIP response received
+``orbit_sip_tcp_connections*``            both       :meth:`sip_tcp_connections`, ``_refused``, ``_closed`` (below)
+``orbit_rtp_packet_loss_ratio``           histogram  :meth:`media_stats` at call end: lost / (received + lost)
+``orbit_rtp_jitter_ms``                   histogram  :meth:`media_stats` at call end: RFC 3550 interarrival jitter
+``orbit_agent_connect_seconds``           histogram  :meth:`agent_connected`: websocket connect + start handshake
+``orbit_webhook_deliveries_total``        counter    :meth:`webhook_delivery`: ``result`` delivered|failed|dead|refused
+``orbit_recording_uploads_total``         counter    :meth:`recording_upload`: ``result`` ok|failed, per attempt
+``orbit_media_clock_lateness_ms``         histogram  :meth:`clock_lateness`: how late each media tick ran
+``orbit_playout_frames_total{outcome}``   counter    :meth:`watch_playout`: caller audio frames by playout outcome
 ========================================  =========  ==========================================================
 
 SIP over TCP: the gauge ``orbit_sip_tcp_connections{direction}`` counts open connections
@@ -39,9 +40,9 @@ grow the delay), ``trimmed`` (a quiet frame skipped to shed delay no longer need
 The process collector (``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
 open file descriptors...) and the Python GC collector are registered as well.
 
-``metrics_router()`` gives a FastAPI router with ``GET /metrics`` in the Prometheus text
-exposition format. It has no API key: operators restrict it at the network level (bind
-the scrape to a private interface, or filter it at the proxy/firewall).
+``gateway.api.metrics`` serves it as ``GET /metrics`` in the Prometheus text exposition
+format. It has no API key: operators restrict it at the network level (bind the scrape to a
+private interface, or filter it at the proxy/firewall).
 """
 
 from __future__ import annotations
@@ -51,8 +52,6 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
-from fastapi import APIRouter
-from fastapi.responses import Response
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -74,24 +73,10 @@ __all__ = [
     "FINAL_STATUSES",
     "JITTER_BUCKETS_MS",
     "LOSS_RATIO_BUCKETS",
-    "METRICS",
     "PLAYOUT_OUTCOMES",
     "RECORDING_RESULTS",
     "WEBHOOK_RESULTS",
     "GatewayMetrics",
-    "agent_connected",
-    "call_ended",
-    "call_started",
-    "clock_lateness",
-    "media_stats",
-    "metrics_router",
-    "recording_upload",
-    "render",
-    "sip_response",
-    "sip_tcp_closed",
-    "sip_tcp_connections",
-    "sip_tcp_refused",
-    "webhook_delivery",
 ]
 
 log = logging.getLogger("gateway.metrics")
@@ -359,80 +344,3 @@ class GatewayMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text exposition format (version 0.0.4)."""
         return generate_latest(self.registry)
-
-
-METRICS: Final[GatewayMetrics] = GatewayMetrics()
-"""The process's metrics; the functions below record into it."""
-
-
-def call_started(call_id: str) -> None:
-    METRICS.call_started(call_id)
-
-
-def call_ended(status: object, call_id: str | None = None) -> None:
-    METRICS.call_ended(status, call_id)
-
-
-def sip_response(code: int) -> None:
-    METRICS.sip_response(code)
-
-
-def sip_tcp_connections(inbound: int, outbound: int) -> None:
-    METRICS.sip_tcp_connections(inbound, outbound)
-
-
-def sip_tcp_refused(reason: str) -> None:
-    METRICS.sip_tcp_refused(reason)
-
-
-def sip_tcp_closed(reason: str) -> None:
-    METRICS.sip_tcp_closed(reason)
-
-
-def media_stats(stats: object) -> None:
-    METRICS.media_stats(stats)
-
-
-def clock_lateness(lateness_ms: float) -> None:
-    METRICS.clock_lateness(lateness_ms)
-
-
-def watch_playout(source: PlayoutSource | None) -> None:
-    METRICS.watch_playout(source)
-
-
-def agent_connected(seconds: float) -> None:
-    METRICS.agent_connected(seconds)
-
-
-def webhook_delivery(result: str) -> None:
-    METRICS.webhook_delivery(result)
-
-
-def recording_upload(result: str) -> None:
-    METRICS.recording_upload(result)
-
-
-def render() -> bytes:
-    return METRICS.render()
-
-
-def metrics_router(metrics: GatewayMetrics | None = None) -> APIRouter:
-    """``GET /metrics`` (text exposition format, no API key; not in the OpenAPI document).
-
-    `metrics` defaults to :data:`METRICS`. Restrict who can reach it at the network level.
-    """
-    source = metrics if metrics is not None else METRICS
-    router = APIRouter(tags=["metrics"])
-
-    async def get_metrics() -> Response:
-        return Response(content=source.render(), media_type=CONTENT_TYPE)
-
-    router.add_api_route(
-        "/metrics",
-        get_metrics,
-        methods=["GET"],
-        include_in_schema=False,
-        summary="Prometheus metrics (text exposition format)",
-    )
-    return router

@@ -35,15 +35,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
-
-from gateway import metrics
-from gateway.api.schemas import ErrorEnvelope
-from gateway.calls.model import Call
-from gateway.config import Settings
-from gateway.errors import ApiError, NotFound
+from gateway.config import StorageConfig
+from gateway.metrics import GatewayMetrics
 from gateway.store.calls import CallStore
+from gateway.store.records import Call
 from gateway.timeutil import utcnow
 from media.recording import (
     PART_SUFFIX,
@@ -54,7 +49,6 @@ from media.recording import (
     part_path,
 )
 from media.storage import (
-    RECORDINGS_PATH,
     InvalidKey,
     LocalStorage,
     RecordingStorage,
@@ -68,7 +62,6 @@ __all__ = [
     "build_storage",
     "recording_signing_key",
     "recording_url",
-    "recordings_router",
 ]
 
 log = logging.getLogger("gateway.recordings")
@@ -84,14 +77,12 @@ def recording_signing_key(secret: str | bytes) -> bytes:
     return hmac.new(raw, b"orbit-recording-url-v1", hashlib.sha256).digest()
 
 
-def build_storage(settings: Settings, signing_secret: str | bytes) -> RecordingStorage:
-    """The configured backend. `signing_secret` is the gateway's signing secret (local URLs)."""
-    cfg = settings.storage
+def build_storage(cfg: StorageConfig, public_url: str, signing_secret: str | bytes) -> RecordingStorage:
+    """The configured backend. `signing_secret` is the gateway's signing secret (local URLs are
+    signed with a key derived from it and served under `public_url`)."""
     if cfg.backend == "s3":
         return S3Storage(cfg.s3)
-    return LocalStorage(
-        cfg.local_dir, settings.http.public_url, recording_signing_key(signing_secret), cfg.url_ttl_seconds
-    )
+    return LocalStorage(cfg.local_dir, public_url, recording_signing_key(signing_secret), cfg.url_ttl_seconds)
 
 
 def recording_url(call: Call, storage: RecordingStorage) -> str | None:
@@ -152,8 +143,9 @@ class RecordingUploader:
         self,
         store: CallStore,
         storage: RecordingStorage,
-        settings: Settings,
+        local_dir: Path,
         *,
+        metrics: GatewayMetrics,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
         max_concurrent: int = 4,
         attempt_timeout: float | None = 1800.0,
@@ -161,7 +153,8 @@ class RecordingUploader:
     ) -> None:
         self.store = store
         self.storage = storage
-        self.local_dir = Path(settings.storage.local_dir)
+        self.local_dir = Path(local_dir)
+        self._metrics = metrics
         self.retry_schedule = tuple(retry_schedule)
         self._attempt_timeout = attempt_timeout
         self._clock = clock
@@ -276,7 +269,7 @@ class RecordingUploader:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                metrics.recording_upload("failed")
+                self._metrics.recording_upload("failed")
                 job.attempts += 1
                 if job.attempts > len(self.retry_schedule):
                     log.error(
@@ -297,7 +290,7 @@ class RecordingUploader:
                 )
                 await asyncio.to_thread(_write_json, job.sidecar, asdict(job))
                 continue
-            metrics.recording_upload("ok")
+            self._metrics.recording_upload("ok")
             if call is None:
                 log.warning("call vanished before its recording was stored", extra={"call_id": job.call_id})
             log.info("recording stored", extra={"call_id": job.call_id, "key": job.key})
@@ -419,65 +412,3 @@ class RecordingUploader:
 
 
 # -- GET /v1/voice/recordings/{key} -------------------------------------------------------------
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    403: {
-        "model": ErrorEnvelope,
-        "description": "Bad signature (FORBIDDEN) or expired URL (RECORDING_URL_EXPIRED)",
-    },
-    404: {"model": ErrorEnvelope, "description": "No such recording"},
-    422: {"model": ErrorEnvelope, "description": "Validation error"},
-    500: {"model": ErrorEnvelope, "description": "Internal error"},
-}
-
-
-def recordings_router(storage: Callable[[], RecordingStorage | None]) -> APIRouter:
-    """Serves local recordings to whoever holds a valid signed URL; `storage` gives the live backend."""
-    router = APIRouter(tags=["recordings"])
-
-    async def get_recording(key: str, expires: str = "", signature: str = "") -> FileResponse:
-        backend = storage()
-        if not isinstance(backend, LocalStorage):
-            raise NotFound("Recordings are not served by this gateway")
-        verdict = backend.check(key, expires, signature)
-        if verdict == "invalid":
-            raise ApiError("The recording URL signature is not valid", status=403, code="FORBIDDEN")
-        if verdict == "expired":
-            raise ApiError(
-                "The recording URL has expired: read the call again for a fresh URL",
-                status=403,
-                code="RECORDING_URL_EXPIRED",
-            )
-
-        def locate() -> Path | None:
-            try:
-                found = backend.path_for(key)
-            except InvalidKey:
-                return None
-            return found if key.endswith(".wav") and found.is_file() else None
-
-        found = await asyncio.to_thread(locate)
-        if found is None:
-            raise NotFound("No such recording")
-        return FileResponse(
-            found,
-            media_type="audio/wav",
-            filename=Path(key).name,
-            content_disposition_type="inline",
-            headers={"Cache-Control": "private, max-age=300"},
-        )
-
-    route = RECORDINGS_PATH + "/{key:path}"
-    router.add_api_route(
-        route,
-        get_recording,
-        methods=["GET"],
-        operation_id="get_recording",
-        summary="Download a recording (signed URL)",
-        description="The URL comes from a call's `recording_url`; its signature is the credential.",
-        response_class=FileResponse,
-        responses={200: {"content": {"audio/wav": {}}, "description": "The WAV file"}, **_ERRORS},
-    )
-    # Same handler: FileResponse sends only the headers for HEAD.
-    router.add_api_route(route, get_recording, methods=["HEAD"], include_in_schema=False)
-    return router

@@ -1,4 +1,14 @@
-"""The running gateway: wires configuration, store, call service and backend into one app."""
+"""The composition root: the gateway built in dependency order, each part given what it uses
+through its constructor, and the FastAPI app that serves it.
+
+    engine, group commit ─▶ CallStore (outbox) ─▶ signing key ─▶ recording storage ─▶ RecordingUploader
+                                 │                                                      │
+                                 ▼                                                      ▼
+                         WebhookDispatcher ◀── recording URLs          CallRecorder ─▶ backend (SipDialer)
+                                                                             │              │
+                                                                             ▼              ▼
+                                                                         CallService ◀──────┘
+"""
 
 from __future__ import annotations
 
@@ -8,88 +18,121 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import metrics
 from gateway.api import envelope
 from gateway.api.auth import Keyring
 from gateway.api.calls import router as calls_router
 from gateway.api.cursor import CursorCodec
-from gateway.api.schemas import Health
+from gateway.api.health import health_router
+from gateway.api.metrics import metrics_router
+from gateway.api.recordings import recordings_router
 from gateway.calls.backend import CallBackend
 from gateway.calls.dialer import SipDialer
-from gateway.calls.model import Call
+from gateway.calls.ending import end_by_us
+from gateway.calls.progress import CallRecorder
 from gateway.calls.service import CallService
 from gateway.calls.views import call_view
-from gateway.config import Settings
+from gateway.config import LimitsConfig, Settings
 from gateway.errors import ServiceUnavailable
 from gateway.logs import call_id_var
-from gateway.outcome import CallStatus, HangupCause, HangupSide
-from gateway.recordings import RecordingUploader, build_storage, recordings_router
+from gateway.metrics import GatewayMetrics
+from gateway.outcome import CallStatus, HangupCause
+from gateway.recordings import RecordingUploader, build_storage
 from gateway.store.calls import CallStore
-from gateway.store.commit import group_commit
+from gateway.store.commit import GroupCommit, group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from gateway.store.nodes import NodeStore
+from gateway.store.records import Call
 from gateway.timeutil import utcnow
 from gateway.webhooks.delivery import WebhookDispatcher
 from media.storage import RecordingStorage
 
 log = logging.getLogger("gateway")
 
-BackendFactory = Callable[[Settings], CallBackend]
+
+@dataclass(frozen=True)
+class BackendParts:
+    """What a call backend is built from (the SIP dialer, or a test's scripted backend)."""
+
+    settings: Settings
+    progress: CallRecorder
+    recordings: RecordingUploader
+    metrics: GatewayMetrics
+
+
+BackendFactory = Callable[[BackendParts], CallBackend]
+
+
+def sip_dialer(parts: BackendParts) -> CallBackend:
+    s = parts.settings
+    return SipDialer(
+        sip=s.sip,
+        rtp=s.rtp,
+        trunks=s.trunks,
+        agents=s.agents,
+        progress=parts.progress,
+        recordings=parts.recordings,
+        metrics=parts.metrics,
+    )
 
 
 class Gateway:
-    """Everything a request handler needs, built once per process."""
+    """The running gateway; see `open_gateway`, which builds it."""
 
-    def __init__(self, settings: Settings, backend: CallBackend, node_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        node_id: str,
+        metrics: GatewayMetrics,
+        engine: AsyncEngine,
+        writes: GroupCommit,
+        store: CallStore,
+        nodes: NodeStore,
+        recording_storage: RecordingStorage,
+        recordings: RecordingUploader,
+        webhooks: WebhookDispatcher,
+        recorder: CallRecorder,
+        backend: CallBackend,
+        calls: CallService,
+        keyring: Keyring,
+        cursors: CursorCodec,
+    ) -> None:
         self.settings = settings
-        # Stable across restarts, so a node reconciles the calls its previous run left behind.
-        self.node_id = node_id or settings.node_id or socket.gethostname()
-        self.engine = create_engine(settings.database.url)
-        self.sessions = session_factory(self.engine)
-        self.writes = group_commit(self.engine, self.sessions)
-        self.store = CallStore(self.sessions, self.writes, self._webhook_targets)
-        self.webhooks = WebhookDispatcher(self.sessions, self.writes, settings)
-        self.store.on_event = self.webhooks.wake
+        self.node_id = node_id
+        self.metrics = metrics
+        self.engine = engine
+        self.writes = writes
+        self.store = store
+        self.nodes = nodes
+        self.recording_storage = recording_storage
+        self.recordings = recordings
+        self.webhooks = webhooks
+        self.recorder = recorder
         self.backend = backend
-        self.calls = CallService(settings, self.store, backend, self.node_id)
-        self.keyring = Keyring(settings)
-        self.cursors = CursorCodec(b"")
+        self.calls = calls
+        self.keyring = keyring
+        self.cursors = cursors
+        # What the API reads (gateway.api.deps.ApiContext).
+        self.limits: LimitsConfig = settings.limits
+        self.allow_private_webhooks = settings.webhooks.allow_private_targets
         self.draining = False
-        self.recording_storage: RecordingStorage | None = None
-        self.recordings: RecordingUploader | None = None
-        self.nodes = NodeStore(self.sessions, self.writes)
         self._heartbeat: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[int] | None = None
 
-    def _webhook_targets(self, call: Call) -> list[str]:
-        targets = [call.webhook_url] if call.webhook_url else []
-        account = self.settings.account(call.account_id)
-        if account is not None and account.webhook_url:
-            targets.append(account.webhook_url)
-        return targets
-
     async def start(self) -> None:
-        await migrate(self.engine)
-        configured = self.settings.http.signing_secret
-        key = configured.get_secret_value() if configured else await self.store.secret("signing_key")
-        self.cursors = CursorCodec(key.encode())
-        self.recording_storage = build_storage(self.settings, key)
-        self.recordings = RecordingUploader(self.store, self.recording_storage, self.settings)
-        self.webhooks.recording_url = self.recordings.recording_url_by_id
-        attach = getattr(self.backend, "attach_recordings", None)
-        if attach is not None:
-            attach(self.recordings)
         # Read before this run's first heartbeat and before any new call exists.
         last_seen = await self.nodes.last_seen(self.node_id)
         orphans = await self.store.active(self.node_id)
         await self.recordings.resume()
-        await self.backend.start(self.calls)
+        await self.backend.start()
         await self.nodes.started(self.node_id, utcnow())
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         self._reconciling = asyncio.get_running_loop().create_task(self.reconcile(orphans, last_seen))
@@ -115,7 +158,7 @@ class Gateway:
         moment the node was known to carry it (its heartbeat), not the restart time.
         """
         results = await asyncio.gather(*(self._settle_orphan(c, last_seen) for c in orphans))
-        if self.recordings is not None and any(results):
+        if any(results):
             await self.recordings.resume()  # their recordings can be finished and uploaded now
         return sum(results)
 
@@ -127,27 +170,20 @@ class Gateway:
                     await self.backend.release(call)
                 except Exception as exc:
                     log.warning("could not end the carrier leg", extra={"error": f"{type(exc).__name__}: {exc}"})
-            moved = await self.store.transition(
-                call.id,
-                CallStatus.FAILED,
-                utcnow(),
-                ended_at=_last_carried(call, last_seen),
-                hangup_cause=str(HangupCause.GATEWAY_RESTART),
-                hangup_side=str(HangupSide.LOCAL),
-                sip_leg=None,
+            outcome = end_by_us(HangupCause.GATEWAY_RESTART, answered=call.status is CallStatus.IN_PROGRESS)
+            settled = await self.recorder.settle(
+                call.id, outcome, ended_at=_last_carried(call, last_seen), sip_leg=None
             )
-            if moved is None:
-                return False
-            metrics.call_ended(CallStatus.FAILED)
-            log.warning("call left live by a previous run reconciled")
-            return True
+            if settled:
+                log.warning("call left live by a previous run reconciled")
+            return settled
         finally:
             call_id_var.reset(token)
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop taking calls, let live ones finish for `grace_seconds`, then end the rest gracefully."""
         self.draining = True
-        live = getattr(self.backend, "live_calls", lambda: 0)
+        live = self.backend.live_calls
         log.info("draining", extra={"live_calls": live(), "grace_seconds": grace_seconds})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
@@ -178,10 +214,8 @@ class Gateway:
                     await task
         await self.backend.stop()
         await self.webhooks.stop()
-        if self.recordings is not None:
-            await self.recordings.stop()
-        if self.recording_storage is not None:
-            await self.recording_storage.close()
+        await self.recordings.stop()
+        await self.recording_storage.close()
         await self.writes.close()
         await self.engine.dispose()
 
@@ -190,8 +224,7 @@ class Gateway:
             raise ServiceUnavailable("The gateway is shutting down and takes no new calls", retry_after=5)
 
     def call_view(self, call: Call) -> dict[str, Any]:
-        url = self.recordings.recording_url(call) if self.recordings is not None else None
-        return call_view(call, recording_url=url)
+        return call_view(call, recording_url=self.recordings.recording_url(call))
 
     async def ready(self) -> bool:
         if self.draining:
@@ -204,21 +237,79 @@ class Gateway:
         return True
 
 
-def _last_carried(call: Call, last_seen: datetime | None) -> datetime:
-    """When a call left by a dead process is known to have last been up: the node's last
-    heartbeat, or the call's own latest moment if that came after it (never in the future)."""
-    now = utcnow()
-    stamps = [t for t in (call.created_at, call.ringing_at, call.answered_at) if t is not None]
-    if last_seen is None:
-        return now
-    return min(now, max([last_seen, *stamps]))
+async def open_gateway(
+    settings: Settings, metrics: GatewayMetrics, backend: BackendFactory = sip_dialer
+) -> Gateway:
+    """Build the gateway in dependency order (the database is migrated first)."""
+    # Stable across restarts, so a node reconciles the calls its previous run left behind.
+    node_id = settings.node_id or socket.gethostname()
+    engine = create_engine(settings.database.url)
+    await migrate(engine)
+    sessions = session_factory(engine)
+    writes = group_commit(engine, sessions)
+    accounts = {a.id: a for a in settings.accounts}
+
+    def webhook_targets(call: Call) -> list[str]:
+        targets = [call.webhook_url] if call.webhook_url else []
+        account = accounts.get(call.account_id)
+        if account is not None and account.webhook_url:
+            targets.append(account.webhook_url)
+        return targets
+
+    # The store announces committed events; the webhook sender waits for them.
+    events_committed = asyncio.Event()
+    store = CallStore(sessions, writes, webhook_targets, render=call_view, on_event=events_committed.set)
+    configured = settings.http.signing_secret
+    key = configured.get_secret_value() if configured else await store.secret("signing_key")
+    recording_storage = build_storage(settings.storage, settings.http.public_url, key)
+    recordings = RecordingUploader(store, recording_storage, settings.storage.local_dir, metrics=metrics)
+    webhooks = WebhookDispatcher(
+        sessions,
+        writes,
+        settings.webhooks,
+        settings.accounts,
+        metrics=metrics,
+        wake=events_committed,
+        recording_url=recordings.recording_url_by_id,
+    )
+    recorder = CallRecorder(store, metrics)
+    call_backend = backend(BackendParts(settings, recorder, recordings, metrics))
+    calls = CallService(
+        store,
+        call_backend,
+        recorder,
+        agents=settings.agents,
+        trunks=settings.trunks,
+        node_id=node_id,
+        metrics=metrics,
+    )
+    return Gateway(
+        settings=settings,
+        node_id=node_id,
+        metrics=metrics,
+        engine=engine,
+        writes=writes,
+        store=store,
+        nodes=NodeStore(sessions, writes),
+        recording_storage=recording_storage,
+        recordings=recordings,
+        webhooks=webhooks,
+        recorder=recorder,
+        backend=call_backend,
+        calls=calls,
+        keyring=Keyring(settings.accounts),
+        cursors=CursorCodec(key.encode()),
+    )
 
 
-def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAPI:
-    gateway = Gateway(settings, backend or SipDialer(settings))
+def create_app(settings: Settings, backend: BackendFactory = sip_dialer) -> FastAPI:
+    """The HTTP app; the gateway is built and started by its lifespan (`app.state.gateway`)."""
+    metrics = GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = await open_gateway(settings, metrics, backend)
+        app.state.gateway = gateway
         await gateway.start()
         try:
             yield
@@ -233,28 +324,24 @@ def create_app(settings: Settings, backend: CallBackend | None = None) -> FastAP
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.gateway = gateway
     envelope.install(app, max_body_bytes=settings.http.max_body_bytes)
     app.include_router(calls_router)
-    app.include_router(recordings_router(lambda: gateway.recording_storage))
-    app.include_router(metrics.metrics_router())
-
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        response_model=Health,
-        tags=["health"],
-        summary="Readiness: database reachable and not draining",
-        responses={503: {"model": Health, "description": "Not ready"}},
-    )
-    async def readyz() -> Any:
-        from fastapi.responses import JSONResponse
-
-        if await gateway.ready():
-            return {"status": "ready"}
-        return JSONResponse({"status": "draining" if gateway.draining else "unavailable"}, status_code=503)
-
+    app.include_router(recordings_router(lambda: _storage(app)))
+    app.include_router(metrics_router(metrics))
+    app.include_router(health_router())
     return app
+
+
+def _storage(app: FastAPI) -> RecordingStorage | None:
+    gateway: Gateway | None = getattr(app.state, "gateway", None)
+    return gateway.recording_storage if gateway is not None else None
+
+
+def _last_carried(call: Call, last_seen: datetime | None) -> datetime:
+    """When a call left by a dead process is known to have last been up: the node's last
+    heartbeat, or the call's own latest moment if that came after it (never in the future)."""
+    now = utcnow()
+    stamps = [t for t in (call.created_at, call.ringing_at, call.answered_at) if t is not None]
+    if last_seen is None:
+        return now
+    return min(now, max([last_seen, *stamps]))

@@ -88,12 +88,12 @@ class ApiClient:
 
 
 async def open_client(settings: Settings) -> AsyncIterator[ApiClient]:
-    backend = ScriptedBackend()
-    app = create_app(settings, backend)
+    app = create_app(settings, lambda parts: ScriptedBackend(parts.progress))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-            yield ApiClient(client, app.state.gateway, backend)
+            gateway = app.state.gateway
+            yield ApiClient(client, gateway, gateway.backend)
 
 
 @pytest.fixture

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
-from gateway.config import AccountConfig, Settings
+from gateway.config import AccountConfig
 
 
 class Keyring:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, accounts: Sequence[AccountConfig]) -> None:
         self._entries: list[tuple[bytes, AccountConfig]] = [
-            (digest, account) for account in settings.accounts for digest in account.key_hashes()
+            (digest, account) for account in accounts for digest in account.key_hashes()
         ]
 
     def lookup(self, presented: str | None) -> AccountConfig | None:

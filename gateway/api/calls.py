@@ -12,20 +12,20 @@ from gateway.api.body import parse_json_object
 from gateway.api.deps import AccountDep, GatewayDep, authenticate, get_gateway
 from gateway.api.envelope import error_responses, ok
 from gateway.api.schemas import CallCreate, CallEnvelope, CallListEnvelope, HangupEnvelope
-from gateway.calls.model import ListFilters
 from gateway.calls.service import CallRequest
 from gateway.calls.views import call_view, hangup_view
 from gateway.errors import UnsupportedMediaType, ValidationFailed
 from gateway.jsonutil import dumps_bytes
 from gateway.numbers import EXPECTED, InvalidNumber, parse_e164
 from gateway.outcome import CallStatus
+from gateway.store.records import ListFilters
 from gateway.webhooks.ssrf import WebhookTargetError, check_target
 
 
 class _StrictJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
-            limits = get_gateway(self).settings.limits
+            limits = get_gateway(self).limits
             self._json = parse_json_object(await self.body(), max_depth=limits.metadata_max_depth)
         return self._json
 
@@ -66,7 +66,7 @@ router = APIRouter(prefix="/v1/voice", tags=["calls"], route_class=JsonBodyRoute
 
 async def _call_request(body: CallCreate, gw: GatewayDep) -> CallRequest:
     """The checks that need the operator's settings; the shapes were checked by `CallCreate`."""
-    limits = gw.settings.limits
+    limits = gw.limits
     max_duration = body.max_duration if "max_duration" in body.model_fields_set else limits.default_max_duration
     if max_duration > limits.max_duration_ceiling:
         raise ValidationFailed(
@@ -83,7 +83,7 @@ async def _call_request(body: CallCreate, gw: GatewayDep) -> CallRequest:
         )
     if body.webhook_url is not None:
         try:
-            await check_target(body.webhook_url, allow_private=gw.settings.webhooks.allow_private_targets)
+            await check_target(body.webhook_url, allow_private=gw.allow_private_webhooks)
         except WebhookTargetError as exc:
             raise ValidationFailed(
                 f"The 'webhook_url' {exc}", field="webhook_url", code="INVALID_WEBHOOK_URL"

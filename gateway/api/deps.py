@@ -1,25 +1,45 @@
-"""Request dependencies: the running gateway and the authenticated account."""
+"""Request dependencies: what the handlers use of the running gateway, and the authenticated account."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from gateway.config import AccountConfig
+from gateway.api.auth import Keyring
+from gateway.api.cursor import CursorCodec
+from gateway.calls.service import CallService
+from gateway.config import AccountConfig, LimitsConfig
 from gateway.errors import Unauthorized
-
-if TYPE_CHECKING:
-    from gateway.runtime import Gateway
+from gateway.store.records import Call
 
 
-def get_gateway(request: Request) -> Gateway:
-    gw: Gateway = request.app.state.gateway
+class ApiContext(Protocol):
+    """The part of the gateway the API's handlers see (`gateway.runtime.Gateway` provides it)."""
+
+    calls: CallService
+    keyring: Keyring
+    cursors: CursorCodec
+    limits: LimitsConfig
+    allow_private_webhooks: bool
+    draining: bool
+
+    def call_view(self, call: Call) -> dict[str, Any]: ...
+
+    def check_accepting(self) -> None:
+        """Raise ServiceUnavailable while the gateway takes no new calls (draining)."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+
+def get_gateway(request: Request) -> ApiContext:
+    gw: ApiContext = request.app.state.gateway
     return gw
 
 
-GatewayDep = Annotated["Gateway", Depends(get_gateway)]
+GatewayDep = Annotated[ApiContext, Depends(get_gateway)]
 
 
 _API_KEY = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", description="Your API key", auto_error=False)

@@ -1,16 +1,20 @@
-"""The seam between call control and the legs that carry calls (SIP user agent, media, agent).
+"""The seams of call control: what carries calls (`CallBackend`), where it reports (`CallProgress`),
+and the timers it runs on (`Timers`).
 
-`CallService` owns call records and their statuses. A `CallBackend` places the call
-and reports what happens through the `CallProgress` it is given; it never writes
-statuses itself. That keeps the transition table in one place, whatever carries the call.
+`CallService` takes API requests; a `CallBackend` places the calls and tells a `CallProgress`
+(the `CallRecorder`) what happens; only the recorder writes statuses, so the transition
+table is enforced in one place, whatever carries the call. Each is handed to the next
+through its constructor: recorder, then backend, then service.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from gateway.calls.model import Call
 from gateway.outcome import CallOutcome, HangupCause
+from gateway.store.records import Call
 
 
 class CallProgress(Protocol):
@@ -31,7 +35,7 @@ class CallProgress(Protocol):
 
 
 class CallBackend(Protocol):
-    async def start(self, progress: CallProgress) -> None: ...
+    async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -49,16 +53,42 @@ class CallBackend(Protocol):
         """Start placing the call; returns once it is under way (or queued)."""
         ...
 
+    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
+        """Ask for the call to end (BYE after answer, CANCEL before, nothing if not yet dialled).
+
+        False when this backend does not carry the call. Otherwise the outcome arrives
+        through `CallProgress.ended`."""
+        ...
+
     async def release(self, call: Call) -> None:
         """End on the wire a call that a process now gone carried (BYE, or CANCEL while it
         rang), from what that process stored (`Call.sip_leg`). Returns when the far end
         answered or the request timed out; the caller settles the call."""
         ...
 
-    async def hangup(self, call_id: str, cause: HangupCause) -> bool:
-        """Ask for the call to end (BYE after answer, CANCEL before).
-
-        Returns False when this backend does not carry the call, so the service can
-        settle it itself. The outcome arrives through `CallProgress.ended`.
-        """
+    def live_calls(self) -> int:
+        """Calls this backend carries that have not ended yet."""
         ...
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """Monotonic time and one-shot callbacks: the event loop in production, a clock the test
+    moves by hand in component tests."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable: ...
+
+
+class LoopTimers:
+    """`Timers` on the running asyncio loop."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Cancellable:
+        return asyncio.get_running_loop().call_at(when, callback)

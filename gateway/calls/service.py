@@ -1,31 +1,30 @@
-"""CallService: the one owner of call records and their status changes."""
+"""CallService: what the API asks of calls: place one, read them, hang one up.
+
+Statuses are written by the `CallRecorder` only (from what the backend reports, or when it
+settles a call no leg here carries); how a call ends when we end it is `gateway.calls.ending`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
-from gateway import metrics
 from gateway.calls.backend import CallBackend
-from gateway.calls.model import Call, ListFilters, Page
-from gateway.config import AccountConfig, Settings
+from gateway.calls.ending import end_by_us
+from gateway.calls.progress import CallRecorder
+from gateway.config import AccountConfig, AgentConfig, TrunkConfig, route
 from gateway.errors import Conflict, NotFound, ValidationFailed
 from gateway.ids import new_call_id
-from gateway.jsonutil import clean_text
 from gateway.logs import call_id_var
+from gateway.metrics import GatewayMetrics
 from gateway.numbers import InvalidNumber, parse_e164
-from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
+from gateway.outcome import CallStatus, HangupCause
 from gateway.store.calls import CallStore
+from gateway.store.records import Call, ListFilters, Page
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.calls")
-
-T = TypeVar("T")
 
 
 class CallRequest:
@@ -54,14 +53,26 @@ class CallRequest:
 
 
 class CallService:
-    def __init__(self, settings: Settings, store: CallStore, backend: CallBackend, node_id: str) -> None:
-        self.settings = settings
+    def __init__(
+        self,
+        store: CallStore,
+        backend: CallBackend,
+        recorder: CallRecorder,
+        *,
+        agents: Sequence[AgentConfig],
+        trunks: Sequence[TrunkConfig],
+        node_id: str,
+        metrics: GatewayMetrics,
+        hangup_wait_seconds: float = 35.0,
+    ) -> None:
         self.store = store
         self.backend = backend
+        self.recorder = recorder
+        self._agents = {a.id for a in agents}
+        self._trunks = list(trunks)
         self.node_id = node_id
-        self.hangup_wait_seconds = 35.0
-        self.store_retry_seconds = 120.0
-        self._ended: dict[str, asyncio.Event] = {}
+        self._metrics = metrics
+        self.hangup_wait_seconds = hangup_wait_seconds
 
     # --- API side -------------------------------------------------------------------------
 
@@ -81,7 +92,7 @@ class CallService:
                 value=from_,
                 expected="one of the account's registered numbers",
             )
-        if req.agent_id is not None and self.settings.agent(req.agent_id) is None:
+        if req.agent_id is not None and req.agent_id not in self._agents:
             raise ValidationFailed(
                 f"No agent with id '{req.agent_id}'",
                 field="agent_id",
@@ -99,7 +110,7 @@ class CallService:
                     value=req.to,
                     expected="a number in a range assigned to a carrier",
                 ) from None
-        trunk = self.settings.route(req.to)
+        trunk = route(self._trunks, req.to)
         if trunk is None:
             raise ValidationFailed(
                 "No trunk routes calls to this number", field="to", code="NO_ROUTE", value=req.to
@@ -126,7 +137,7 @@ class CallService:
         except BaseException:
             self.backend.withdraw(call)
             raise
-        metrics.call_started(call.id)
+        self._metrics.call_started(call.id)
         token = call_id_var.set(call.id)
         try:
             log.info("call created", extra={"to": call.to, "trunk": trunk.id, "agent_id": call.agent_id})
@@ -154,82 +165,11 @@ class CallService:
                 code="CALL_ALREADY_ENDED",
                 details={"status": str(call.status)},
             )
-        ended = self._ended.setdefault(call_id, asyncio.Event())
-        if await self.backend.hangup(call_id, HangupCause.API_HANGUP):
-            try:
-                async with asyncio.timeout(self.hangup_wait_seconds):
-                    await ended.wait()
-            except TimeoutError:
-                log.warning("hangup did not finish in time", extra={"call_id": call_id})
-        else:
+        carried = await self.recorder.wait_ended(
+            call_id, lambda: self.backend.hangup(call_id, HangupCause.API_HANGUP), self.hangup_wait_seconds
+        )
+        if not carried:
             # No leg carries the call here (never dialled, or already gone): settle it directly.
-            target = CallStatus.COMPLETED if call.status is CallStatus.IN_PROGRESS else CallStatus.CANCELLED
-            settled = await self.store.transition(
-                call_id, target, utcnow(), hangup_cause=HangupCause.API_HANGUP, hangup_side=HangupSide.LOCAL
-            )
-            if settled is not None:
-                metrics.call_ended(target, call_id)
-        self._ended.pop(call_id, None)
+            answered = call.status is CallStatus.IN_PROGRESS
+            await self.recorder.settle(call_id, end_by_us(HangupCause.API_HANGUP, answered=answered))
         return await self.get(account_id, call_id)
-
-    # --- CallProgress: what the backend reports ------------------------------------------------
-
-    async def ringing(self, call_id: str, sip_status: int | None = None, **facts: Any) -> None:
-        await self._move(call_id, CallStatus.RINGING, facts)
-
-    async def answered(self, call_id: str, **facts: Any) -> None:
-        await self._move(call_id, CallStatus.IN_PROGRESS, facts)
-
-    async def ended(self, call_id: str, outcome: CallOutcome, **facts: Any) -> None:
-        await self._move(
-            call_id,
-            outcome.status,
-            facts,
-            hangup_cause=str(outcome.cause),
-            hangup_side=str(outcome.side) if outcome.side else None,
-            sip_status=outcome.sip_status,
-            # A carrier's reason phrase may be broken UTF-8.
-            sip_reason=clean_text(outcome.sip_reason) if outcome.sip_reason else None,
-        )
-        event = self._ended.get(call_id)
-        if event is not None:
-            event.set()
-
-    async def update(self, call_id: str, **fields: Any) -> None:
-        await self._retrying("update", lambda: self.store.update(call_id, **fields))
-
-    async def _retrying(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
-        """What the SIP side reports must reach the store: a busy store (no free connection,
-        SQLite locked) is waited for, with backoff, up to store_retry_seconds."""
-        deadline = asyncio.get_running_loop().time() + self.store_retry_seconds
-        delay = 0.1
-        while True:
-            try:
-                return await op()
-            except (sa_exc.TimeoutError, sa_exc.OperationalError) as exc:
-                if asyncio.get_running_loop().time() + delay > deadline:
-                    raise
-                log.warning("call store busy; retrying", extra={"what": what, "error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _move(self, call_id: str, to: CallStatus, facts: dict[str, Any], **fields: Any) -> None:
-        # Safe to repeat: the move is a conditional UPDATE, committed with its event or not at all.
-        moved = await self._retrying(
-            f"status {to}", lambda: self.store.transition(call_id, to, utcnow(), **facts, **fields)
-        )
-        if moved is None:
-            log.info("status change ignored", extra={"call_id": call_id, "to": str(to)})
-            if facts:  # the facts are still true
-                await self.update(call_id, **facts)
-        else:
-            log.info(
-                "call status",
-                extra={
-                    "call_id": call_id,
-                    "status": str(to),
-                    **{k: v for k, v in fields.items() if v is not None},
-                },
-            )
-            if to.terminal:
-                metrics.call_ended(to, call_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.calls.model import Call
+from gateway.store.records import Call
 from gateway.timeutil import iso, whole_seconds_between
 
 

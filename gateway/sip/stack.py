@@ -11,12 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from gateway import metrics
 from gateway.outcome import HangupCause
 from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import SipFramingError
-from gateway.sip.transport import Address, SipTransports, Transport
+from gateway.sip.transport import Address, NoMetrics, SipMetrics, SipTransports, Transport
 from gateway.sip.useragent import (
     CallEvent,
     LegSnapshot,
@@ -38,8 +37,10 @@ class SipStack:
         bind_host: str,
         on_event: OnCallEvent,
         tcp_limits: TcpLimits | None = None,
+        metrics: SipMetrics | None = None,
     ) -> None:
         self._config = config
+        self._metrics: SipMetrics = metrics or NoMetrics()
         self._bind_host = bind_host
         self._on_event = on_event
         self._transports = SipTransports(
@@ -53,6 +54,7 @@ class SipStack:
             tcp_limits=tcp_limits,
             is_trusted=config.is_trusted,
             in_use=self._tcp_peer_in_use,
+            metrics=self._metrics,
         )
         self.ua: SipUserAgent | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -114,7 +116,7 @@ class SipStack:
         if self.ua is None:
             return False
         if data.startswith(b"SIP/2.0 ") and data[8:11].isdigit():
-            metrics.sip_response(int(data[8:11]))
+            self._metrics.sip_response(int(data[8:11]))
         accepted = False
         try:
             accepted = self.ua.receive(data, source, transport, self._now())

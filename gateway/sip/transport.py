@@ -18,9 +18,8 @@ import itertools
 import logging
 import resource
 from collections.abc import Callable
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
-from gateway import metrics
 from gateway.sip.connections import TcpConnections, TcpLimits, Throttle
 from gateway.sip.errors import SipFramingError
 from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE, StreamFramer
@@ -56,6 +55,34 @@ def is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class SipMetrics(Protocol):
+    """What the SIP shell counts (``gateway.metrics.GatewayMetrics`` is one)."""
+
+    def sip_response(self, code: int) -> None: ...
+
+    def sip_tcp_connections(self, inbound: int, outbound: int) -> None: ...
+
+    def sip_tcp_refused(self, reason: str) -> None: ...
+
+    def sip_tcp_closed(self, reason: str) -> None: ...
+
+
+class NoMetrics:
+    """Counts nothing (tools and tests that do not look at metrics)."""
+
+    def sip_response(self, code: int) -> None:
+        return None
+
+    def sip_tcp_connections(self, inbound: int, outbound: int) -> None:
+        return None
+
+    def sip_tcp_refused(self, reason: str) -> None:
+        return None
+
+    def sip_tcp_closed(self, reason: str) -> None:
+        return None
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -128,7 +155,7 @@ class _TcpConnection(asyncio.Protocol):
     def close(self, reason: str | None = None) -> None:
         """Close (pending writes are sent first); `reason` when the gateway itself decided to."""
         if reason is not None and self.kept:
-            metrics.sip_tcp_closed(reason)
+            self._owner.metrics.sip_tcp_closed(reason)
         self._forget()
         if self.transport is not None:
             self.transport.close()
@@ -156,6 +183,7 @@ class SipTransports:
         tcp_limits: TcpLimits | None = None,
         is_trusted: Callable[[str], bool] = _nobody,
         in_use: InUse = _no_call,
+        metrics: SipMetrics | None = None,
     ) -> None:
         self.host = host
         self.udp_port = udp_port
@@ -164,6 +192,7 @@ class SipTransports:
         self._on_data = on_data
         self._on_error = on_error
         self._on_framing_error = on_framing_error or (lambda error, peer: None)
+        self.metrics: SipMetrics = metrics or NoMetrics()
         self._table = TcpConnections(tcp_limits or TcpLimits(), is_trusted)
         self._in_use = in_use
         self._throttle = Throttle(LOG_INTERVAL)
@@ -275,7 +304,7 @@ class SipTransports:
         else:
             refusal = self._table.admit(conn.key, conn.peer, self._now())
             if refusal is not None:
-                metrics.sip_tcp_refused(refusal)
+                self.metrics.sip_tcp_refused(refusal)
                 self._report(refusal, conn.peer, logging.WARNING, refused=True)
                 return False
         self._conns[conn.key] = conn
@@ -307,7 +336,7 @@ class SipTransports:
             conn.close(reason)
 
     def _count(self) -> None:
-        metrics.sip_tcp_connections(self._table.inbound, self._table.outbound)
+        self.metrics.sip_tcp_connections(self._table.inbound, self._table.outbound)
 
     def _report(self, reason: str, peer: Address, level: int, *, refused: bool = False, **extra: str) -> None:
         """Log a refusal or close, at most once per reason every LOG_INTERVAL seconds."""

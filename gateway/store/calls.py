@@ -13,12 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from gateway.calls.model import Call, ListFilters, Page
-from gateway.calls.views import call_view
 from gateway.ids import new_event_id, new_id
 from gateway.outcome import EVENT_TYPE, CallStatus, sources_of
 from gateway.store.commit import GroupCommit
 from gateway.store.models import CallRow, DeliveryRow, EventRow, SecretRow
+from gateway.store.records import Call, ListFilters, Page
 from gateway.timeutil import iso
 
 # Call dataclass field -> column attribute, where the names differ.
@@ -29,6 +28,8 @@ _STAMP = {
 }
 
 WebhookTargets = Callable[[Call], Sequence[str]]
+# The event payload's `data`: the call as the API shows it (gateway.calls.views.call_view).
+RenderCall = Callable[[Call], dict[str, Any]]
 
 
 def _row_to_call(row: CallRow) -> Call:
@@ -50,14 +51,16 @@ class CallStore:
         sessions: async_sessionmaker[AsyncSession],
         writes: GroupCommit,
         webhook_targets: WebhookTargets,
+        render: RenderCall,
         on_event: Callable[[], None] | None = None,
     ) -> None:
         # Reads use the async sessions; writes go through the group commit.
         self._sessions = sessions
         self._writes = writes
         self._targets = webhook_targets
+        self._render = render
         # Called after a transaction with a new event committed (wakes the webhook sender).
-        self.on_event = on_event
+        self._on_event = on_event
 
     async def insert(self, call: Call) -> Call:
         """Store a new call and its `call.initiated` event."""
@@ -194,12 +197,12 @@ class CallStore:
             return row.value
 
     def _notify(self) -> None:
-        if self.on_event is not None:
-            self.on_event()
+        if self._on_event is not None:
+            self._on_event()
 
     def _add_event(self, s: Session, call: Call, event_type: str, now: datetime) -> None:
         event_id = new_event_id()
-        payload = {"id": event_id, "type": event_type, "created_at": iso(now), "data": call_view(call)}
+        payload = {"id": event_id, "type": event_type, "created_at": iso(now), "data": self._render(call)}
         s.add(
             EventRow(
                 id=event_id,

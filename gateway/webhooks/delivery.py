@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,8 +26,8 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from gateway import metrics
-from gateway.config import Settings
+from gateway.config import AccountConfig, WebhooksConfig
+from gateway.metrics import GatewayMetrics
 from gateway.store.commit import GroupCommit
 from gateway.store.models import DeliveryRow, EventRow
 from gateway.timeutil import utcnow
@@ -61,24 +61,32 @@ class Unsendable(DeliveryError):
 
 
 class WebhookDispatcher:
+    """`wake` is set by the call store whenever events were committed (and polled for anyway
+    every `poll_interval`, for what other nodes committed); `recording_url` fills the URL into
+    `call.recording_ready` at delivery time, so it is never stale."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
         writes: GroupCommit,
-        settings: Settings,
+        config: WebhooksConfig,
+        accounts: Sequence[AccountConfig],
+        *,
+        metrics: GatewayMetrics,
+        wake: asyncio.Event | None = None,
         recording_url: RecordingUrl | None = None,
         poll_interval: float = 1.0,
     ) -> None:
         self._sessions = sessions
         self._writes = writes
-        self._settings = settings
-        self.recording_url = recording_url
+        self._config = config
+        self._accounts = {a.id: a for a in accounts}
+        self._metrics = metrics
+        self._recording_url = recording_url
         self._poll = poll_interval
-        self._wake = asyncio.Event()
+        self._wake = wake if wake is not None else asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._client = httpx.AsyncClient(
-            follow_redirects=False, timeout=settings.webhooks.timeout_seconds, trust_env=False
-        )
+        self._client = httpx.AsyncClient(follow_redirects=False, timeout=config.timeout_seconds, trust_env=False)
         self.delivered = 0
         self.failed_attempts = 0
         self.dead = 0
@@ -92,9 +100,6 @@ class WebhookDispatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._client.aclose()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def _run(self) -> None:
         while True:
@@ -199,9 +204,9 @@ class WebhookDispatcher:
 
     async def _body(self, event: EventRow) -> bytes:
         payload: dict[str, Any] = dict(event.payload)
-        if event.type == "call.recording_ready" and self.recording_url is not None:
+        if event.type == "call.recording_ready" and self._recording_url is not None:
             data = dict(payload.get("data") or {})
-            data["recording_url"] = await self.recording_url(event.call_id)
+            data["recording_url"] = await self._recording_url(event.call_id)
             payload["data"] = data
         try:
             return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
@@ -211,7 +216,7 @@ class WebhookDispatcher:
             raise Unsendable(f"payload cannot be serialized as JSON: {exc}") from None
 
     def _secrets(self, account_id: str) -> list[str]:
-        account = self._settings.account(account_id)
+        account = self._accounts.get(account_id)
         if account is None:
             return []
         return [s.get_secret_value() for s in (account.webhook_secret, account.webhook_secret_previous) if s]
@@ -223,7 +228,7 @@ class WebhookDispatcher:
             raise TargetRefused(f"invalid target: {exc}") from None
         target = url
         extensions: dict[str, Any] = {}
-        if not self._settings.webhooks.allow_private_targets:
+        if not self._config.allow_private_targets:
             # Resolve once, check every address, and connect to the checked one.
             # No answer is not a refusal (the name may resolve later): that stays retryable.
             try:
@@ -255,20 +260,20 @@ class WebhookDispatcher:
 
     async def _record(self, delivery: DeliveryRow, error: DeliveryError | None) -> None:
         now = utcnow()
-        schedule = self._settings.webhooks.retry_schedule_seconds
+        schedule = self._config.retry_schedule_seconds
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "lease_until": None}
         extra = {"call_id": delivery.call_id, "seq": delivery.seq, "attempt": attempts}
         if error is None:
             values |= {"state": "delivered", "delivered_at": now, "last_status": 200, "last_error": None}
             self.delivered += 1
-            metrics.webhook_delivery("delivered")
+            self._metrics.webhook_delivery("delivered")
             log.info("webhook delivered", extra=extra)
         elif error.status == 410:
             # The receiver says this endpoint is gone: stop sending it this call's events.
             values |= {"state": "dead", "last_status": 410, "last_error": "410 Gone"}
             self.dead += 1
-            metrics.webhook_delivery("dead")
+            self._metrics.webhook_delivery("dead")
             log.warning("webhook target gone", extra=extra)
             await self._give_up_pending(delivery, "target answered 410 Gone earlier")
         elif isinstance(error, TargetRefused):
@@ -278,13 +283,13 @@ class WebhookDispatcher:
             # also the chance for a DNS answer that has changed since.
             values |= {"state": "dead", "last_status": None, "last_error": str(error)[:500]}
             self.dead += 1
-            metrics.webhook_delivery("refused")
+            self._metrics.webhook_delivery("refused")
             log.warning("webhook target refused", extra={**extra, "error": str(error)})
             await self._give_up_pending(delivery, f"given up with an earlier event: {error}")
         elif isinstance(error, Unsendable) or attempts >= len(schedule):
             values |= {"state": "dead", "last_status": error.status, "last_error": str(error)[:500]}
             self.dead += 1
-            metrics.webhook_delivery("dead")
+            self._metrics.webhook_delivery("dead")
             log.warning("webhook dead-lettered", extra={**extra, "error": str(error)})
         else:
             delay = schedule[attempts]
@@ -294,7 +299,7 @@ class WebhookDispatcher:
                 "last_error": str(error)[:500],
             }
             self.failed_attempts += 1
-            metrics.webhook_delivery("failed")
+            self._metrics.webhook_delivery("failed")
             log.info("webhook attempt failed", extra={**extra, "error": str(error), "retry_in": delay})
         await self._writes.execute(update(DeliveryRow).where(DeliveryRow.id == delivery.id).values(**values))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from gateway import metrics
+from gateway.metrics import GatewayMetrics
 from gateway.sip.connections import TcpLimits
 from gateway.sip.message import make_request, new_branch
 from gateway.sip.stack import SipStack
@@ -25,8 +25,11 @@ TRUNK_IP = "127.0.0.1"
 WAIT = 10.0  # upper bound of every wait on a condition
 
 
+METRICS = GatewayMetrics(process_metrics=False)
+
+
 def sample(name: str, **labels: str) -> float:
-    return metrics.METRICS.registry.get_sample_value(name, labels) or 0.0
+    return METRICS.registry.get_sample_value(name, labels) or 0.0
 
 
 def refused(reason: str) -> float:
@@ -40,7 +43,7 @@ def closed(reason: str) -> float:
 @asynccontextmanager
 async def sip_stack(limits: TcpLimits) -> AsyncIterator[SipStack]:
     config = UaConfig(local_host=TRUNK_IP, udp_port=None, tcp_port=0, is_trusted=lambda ip: ip == TRUNK_IP)
-    stack = SipStack(config, TRUNK_IP, lambda event: None, tcp_limits=limits)
+    stack = SipStack(config, TRUNK_IP, lambda event: None, tcp_limits=limits, metrics=METRICS)
     await stack.start()
     try:
         yield stack

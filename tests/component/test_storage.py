@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import boto3
@@ -22,16 +23,19 @@ from boto3.s3.transfer import TransferConfig
 from fastapi import FastAPI
 
 from gateway.api import envelope
-from gateway.calls.model import Call
+from gateway.api.recordings import recordings_router
+from gateway.calls.views import call_view
 from gateway.config import S3Config, Settings
 from gateway.ids import new_call_id
+from gateway.metrics import GatewayMetrics
 from gateway.outcome import CallStatus
-from gateway.recordings import SIDECAR_SUFFIX, RecordingUploader, build_storage, recordings_router
+from gateway.recordings import SIDECAR_SUFFIX, RecordingUploader, build_storage
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.store.records import Call
 from media.recording import part_path
-from media.storage import LocalStorage, MiB, S3Storage, UploadNotConfirmed
+from media.storage import LocalStorage, MiB, RecordingStorage, S3Storage, UploadNotConfirmed
 from tests.support.peers import free_port
 from tests.support.peers.s3 import MotoServer
 
@@ -70,6 +74,17 @@ def s3_storage(endpoint: str, bucket: str = BUCKET, **kw: object) -> S3Storage:
     return S3Storage(s3_config(endpoint, bucket), **kw)  # type: ignore[arg-type]
 
 
+METRICS = GatewayMetrics(process_metrics=False)
+
+
+def _uploader(store: CallStore, storage: RecordingStorage, cfg: Settings, **kw: Any) -> RecordingUploader:
+    return RecordingUploader(store, storage, cfg.storage.local_dir, metrics=METRICS, **kw)
+
+
+def _build_storage(cfg: Settings, secret: str) -> RecordingStorage:
+    return build_storage(cfg.storage, cfg.http.public_url, secret)
+
+
 def settings(tmp: Path, backend: str = "s3", endpoint: str = "http://127.0.0.1:9") -> Settings:
     return Settings(
         storage={
@@ -86,7 +101,7 @@ class Db:
         self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/calls.db")
         sessions = session_factory(self.engine)
         self.writes = group_commit(self.engine, sessions)
-        self.store = CallStore(sessions, self.writes, lambda c: [])
+        self.store = CallStore(sessions, self.writes, lambda c: [], render=call_view)
 
     async def ended_call(self, status: CallStatus = CallStatus.COMPLETED) -> Call:
         now = datetime.now(UTC)
@@ -256,7 +271,7 @@ async def test_uploader_retries_until_the_server_comes_up(db: Db, tmp_path: Path
     port = free_port(udp=False)
     endpoint = f"http://127.0.0.1:{port}"
     storage = s3_storage(endpoint)
-    uploader = RecordingUploader(
+    uploader = _uploader(
         db.store, storage, settings(tmp_path, endpoint=endpoint), retry_schedule=FAST
     )
     call = await db.ended_call()
@@ -298,7 +313,7 @@ async def test_uploader_retries_until_the_server_comes_up(db: Db, tmp_path: Path
 async def test_uploader_gives_up_without_failing_the_call(db: Db, tmp_path: Path) -> None:
     endpoint = f"http://127.0.0.1:{free_port(udp=False)}"
     storage = s3_storage(endpoint)
-    uploader = RecordingUploader(
+    uploader = _uploader(
         db.store, storage, settings(tmp_path, endpoint=endpoint), retry_schedule=(0.05, 0.05)
     )
     call = await db.ended_call()
@@ -317,7 +332,7 @@ async def test_uploader_gives_up_without_failing_the_call(db: Db, tmp_path: Path
 
 async def test_missing_file_marks_failed(db: Db, tmp_path: Path) -> None:
     storage = s3_storage("http://127.0.0.1:9")
-    uploader = RecordingUploader(db.store, storage, settings(tmp_path))
+    uploader = _uploader(db.store, storage, settings(tmp_path))
     call = await db.ended_call(CallStatus.NO_ANSWER)
     await uploader.submit(call.id, tmp_path / "never-recorded.wav")
     got = await db.store.get(call.id)
@@ -344,7 +359,7 @@ async def test_resume_after_restart(db: Db, moto: MotoServer, tmp_path: Path) ->
 
     # 1. An upload that failed once before the process stopped (next try in 30 s).
     first_storage = s3_storage(dead)
-    first = RecordingUploader(db.store, first_storage, cfg, retry_schedule=(30.0,))
+    first = _uploader(db.store, first_storage, cfg, retry_schedule=(30.0,))
     retried = await db.ended_call()
     retried_path = await record(first, retried)
     retried_bytes = retried_path.read_bytes()
@@ -380,7 +395,7 @@ async def test_resume_after_restart(db: Db, moto: MotoServer, tmp_path: Path) ->
 
     # The restarted process: its clock is past the persisted next attempt.
     storage = s3_storage(moto.endpoint_url)
-    second = RecordingUploader(db.store, storage, cfg, retry_schedule=FAST, clock=lambda: time.time() + 60)
+    second = _uploader(db.store, storage, cfg, retry_schedule=FAST, clock=lambda: time.time() + 60)
     try:
         assert await second.resume() == 3
         await asyncio.wait_for(second.join(), 30)
@@ -435,10 +450,10 @@ def local_app(storage: LocalStorage) -> FastAPI:
 async def test_local_upload_and_signed_route(db: Db, tmp_path: Path) -> None:
     cfg = settings(tmp_path, backend="local")
     clock = Clock()
-    storage = build_storage(cfg, "test-signing-secret")
+    storage = _build_storage(cfg, "test-signing-secret")
     assert isinstance(storage, LocalStorage)
     storage._clock = clock
-    uploader = RecordingUploader(db.store, storage, cfg)
+    uploader = _uploader(db.store, storage, cfg)
     call = await db.ended_call()
     path = await record(uploader, call)
     original = path.read_bytes()
@@ -513,7 +528,7 @@ async def test_route_refuses_traversal_and_s3_backend(tmp_path: Path) -> None:
 
 async def test_mark_not_recorded(db: Db, tmp_path: Path) -> None:
     storage = s3_storage("http://127.0.0.1:9")
-    uploader = RecordingUploader(db.store, storage, settings(tmp_path))
+    uploader = _uploader(db.store, storage, settings(tmp_path))
     call = await db.ended_call(CallStatus.BUSY)
     assert call.recording_state == "pending"
     await uploader.mark_not_recorded(call.id)
@@ -524,8 +539,8 @@ async def test_mark_not_recorded(db: Db, tmp_path: Path) -> None:
 
 async def test_file_recorded_elsewhere_is_moved_under_local_dir(db: Db, tmp_path: Path) -> None:
     cfg = settings(tmp_path, backend="local")
-    storage = build_storage(cfg, "test-signing-secret")
-    uploader = RecordingUploader(db.store, storage, cfg)
+    storage = _build_storage(cfg, "test-signing-secret")
+    uploader = _uploader(db.store, storage, cfg)
     call = await db.ended_call()
     elsewhere = tmp_path / "elsewhere.wav"
     elsewhere.write_bytes(b"RIFF-not-really")

@@ -15,15 +15,16 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy import text as sa_text
 
-from gateway import metrics
-from gateway.calls.model import Call
+from gateway.calls.views import call_view
 from gateway.config import Settings
 from gateway.ids import new_call_id, new_event_id, new_id
+from gateway.metrics import GatewayMetrics
 from gateway.outcome import CallStatus
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from gateway.store.models import CallRow, DeliveryRow, EventRow
+from gateway.store.records import Call
 from gateway.timeutil import iso
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
@@ -46,7 +47,9 @@ class Env:
         self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/wh.db")
         self.sessions = session_factory(self.engine)
         self.writes = group_commit(self.engine, self.sessions)
-        self.store = CallStore(self.sessions, self.writes, lambda c: [c.webhook_url] if c.webhook_url else [])
+        self.store = CallStore(
+            self.sessions, self.writes, lambda c: [c.webhook_url] if c.webhook_url else [], render=call_view
+        )
 
     async def call(self, url: str) -> Call:
         call = Call(id=new_call_id(), account_id="acct_a", to="+14155552671", from_="+12025551234", agent_id=None,
@@ -121,15 +124,22 @@ async def _settle(d: WebhookDispatcher, env: Env, call_id: str, timeout: float =
     raise AssertionError("deliveries still pending")
 
 
+METRICS = GatewayMetrics(process_metrics=False)
+
+
+def _dispatcher(env: Env, settings: Settings, **kw: Any) -> WebhookDispatcher:
+    return WebhookDispatcher(env.sessions, env.writes, settings.webhooks, settings.accounts, metrics=METRICS, **kw)
+
+
 def _delivery_count(result: str) -> float:
-    value = metrics.METRICS.registry.get_sample_value("orbit_webhook_deliveries_total", {"result": result})
+    value = METRICS.registry.get_sample_value("orbit_webhook_deliveries_total", {"result": result})
     return value or 0.0
 
 
 async def test_signed_events_arrive_in_order(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     await env.lifecycle(call)
-    d = WebhookDispatcher(env.sessions, env.writes, _settings())
+    d = _dispatcher(env, _settings())
     await _drain(d, lambda: len(receiver.received) == 4)
     await d.stop()
     types = [r.json["type"] for r in receiver.received]
@@ -153,7 +163,7 @@ async def test_receiver_down_then_up_gets_everything_in_order_with_same_ids(env:
     for c in calls:
         await env.lifecycle(c)
     receiver.status = 503
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]))
+    d = _dispatcher(env, _settings(schedule=[0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 6)
     failed_ids = {r.json["id"] for r in receiver.received}
     receiver.status = 200
@@ -172,7 +182,7 @@ async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     await env.lifecycle(call)
     receiver.status = 410
-    d = WebhookDispatcher(env.sessions, env.writes, _settings())
+    d = _dispatcher(env, _settings())
     await _drain(d, lambda: len(receiver.received) >= 1)
     for _ in range(5):
         await d.run_once()
@@ -184,7 +194,7 @@ async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
 async def test_dead_letter_after_schedule(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     receiver.status = 500
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1, 0.1]))
+    d = _dispatcher(env, _settings(schedule=[0, 0.1, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 3)
     for _ in range(5):
         await d.run_once()
@@ -199,7 +209,7 @@ async def test_redirects_are_not_followed(env: Env, receiver: WebhookReceiver) -
     await env.call(receiver.url)
     receiver.status = 302
     receiver.redirect_to = f"http://127.0.0.1:{receiver.port}/elsewhere"
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(schedule=[0, 0.1]))
+    d = _dispatcher(env, _settings(schedule=[0, 0.1]))
     await _drain(d, lambda: len(receiver.received) >= 2)
     await d.stop()
     assert all(r.path == "/hooks" for r in receiver.received)
@@ -212,7 +222,7 @@ async def test_target_resolving_to_loopback_is_refused_once_and_dead(
     call = await env.call(f"http://localhost:{receiver.port}/hooks?token=s3cret-token")
     await env.lifecycle(call)
     refused, dead, failed = _delivery_count("refused"), _delivery_count("dead"), _delivery_count("failed")
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    d = _dispatcher(env, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
     with caplog.at_level(logging.INFO, logger="gateway.webhooks"):
         rows = await _settle(d, env, call.id)
     await d.stop()
@@ -237,13 +247,13 @@ async def test_numeric_ipv4_host_does_not_reach_loopback(env: Env, receiver: Web
     url = f"http://{host}:{receiver.port}/hooks"
     # The URL does reach the receiver when nothing checks it ...
     open_call = await env.call(url)
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    d = _dispatcher(env, _settings(allow_private=True))
     assert [r.state for r in await _settle(d, env, open_call.id)] == ["delivered"]
     await d.stop()
     assert len(receiver.received) == 1
     # ... and is refused, after one attempt, when the check is on.
     call = await env.call(url)
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False))
+    d = _dispatcher(env, _settings(allow_private=False))
     rows = await _settle(d, env, call.id)
     await d.stop()
     assert len(receiver.received) == 1
@@ -262,7 +272,7 @@ async def test_numeric_ipv4_host_does_not_reach_loopback(env: Env, receiver: Web
 async def test_malformed_target_is_dead_after_one_attempt(env: Env, url: str, why: str) -> None:
     # Such a URL can come from an account's configured webhook_url, which the API never saw.
     call = await env.call(url)
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=True))
+    d = _dispatcher(env, _settings(allow_private=True))
     rows = await _settle(d, env, call.id)
     await d.stop()
     assert [(r.state, r.attempts) for r in rows] == [("dead", 1)]
@@ -274,7 +284,7 @@ async def test_unresolvable_host_is_retried_on_the_schedule(env: Env) -> None:
     # No DNS answer is not a refusal: the name may resolve later.
     call = await env.call("http://hooks.invalid/calls")
     refused = _delivery_count("refused")
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
+    d = _dispatcher(env, _settings(allow_private=False, schedule=[0, 0.1, 0.1]))
     rows = await _settle(d, env, call.id)
     await d.stop()
     assert [(r.state, r.attempts) for r in rows] == [("dead", 3)]
@@ -296,7 +306,7 @@ async def test_payload_that_is_not_strict_json_is_dead_and_the_worker_goes_on(
     # An event row holding NaN (as metadata sent as non-standard JSON can): strict JSON cannot carry it.
     await env.insert_ringing_event(call, {"id": call.id, "status": "ringing", "metadata": {"score": float("nan")}})
     await env.store.transition(call.id, CallStatus.IN_PROGRESS, datetime.now(UTC))
-    d = WebhookDispatcher(env.sessions, env.writes, _settings(), poll_interval=0.05)
+    d = _dispatcher(env, _settings(), poll_interval=0.05)
     d.start()  # the real worker loop: a batch that raised would be logged and the lease left to expire
 
     async def settled() -> list[DeliveryRow]:
@@ -317,7 +327,7 @@ async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookR
     call = await env.call(receiver.url)
     await env.lifecycle(call)
     # A "previous process" never got to send anything; a new dispatcher on the same database does.
-    d = WebhookDispatcher(env.sessions, env.writes, _settings())
+    d = _dispatcher(env, _settings())
     await _drain(d, lambda: len(receiver.received) == 4)
     await d.stop()
     assert len({r.json["id"] for r in receiver.received}) == 4

@@ -13,13 +13,14 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from gateway.calls.model import Call, ListFilters
+from gateway.calls.views import call_view
 from gateway.config import Settings
 from gateway.ids import new_call_id
 from gateway.outcome import CallStatus
 from gateway.store.calls import CallStore
 from gateway.store.commit import group_commit
 from gateway.store.db import create_engine, migrate, session_factory
+from gateway.store.records import Call, ListFilters
 from tests.conftest import base_config, open_client
 from tests.support.postgres import PostgresServer
 
@@ -48,7 +49,7 @@ async def store(db_url: str) -> AsyncIterator[CallStore]:
     await migrate(engine)
     sessions = session_factory(engine)
     writes = group_commit(engine, sessions)
-    yield CallStore(sessions, writes, lambda call: [call.webhook_url] if call.webhook_url else [])
+    yield CallStore(sessions, writes, lambda call: [call.webhook_url] if call.webhook_url else [], render=call_view)
     await writes.close()
     await engine.dispose()
 

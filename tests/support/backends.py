@@ -7,22 +7,25 @@ itself is tested against SIPp, baresip and Kamailio.
 from __future__ import annotations
 
 from gateway.calls.backend import CallProgress
-from gateway.calls.model import Call
 from gateway.errors import RateLimited
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
+from gateway.store.records import Call
 
 
 class ScriptedBackend:
-    def __init__(self) -> None:
-        self.progress: CallProgress | None = None
+    def __init__(self, progress: CallProgress) -> None:
+        self.progress = progress
         self.dialed: list[Call] = []
         self.hangups: list[tuple[str, HangupCause]] = []
         self.answered: set[str] = set()
         self.released: list[str] = []
         self.full = False
 
-    async def start(self, progress: CallProgress) -> None:
-        self.progress = progress
+    async def start(self) -> None:
+        return None
+
+    def live_calls(self) -> int:
+        return 0
 
     async def stop(self) -> None:
         return None

@@ -1,4 +1,4 @@
-"""The call as the control plane sees it, and what a leg reports when it ends."""
+"""The call record as the store keeps it and every layer above reads it; list filters and pages."""
 
 from __future__ import annotations
 
