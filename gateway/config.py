@@ -35,6 +35,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.numbers import PhoneNumber
+from gateway.sip.errors import SipError
+from gateway.sip.uri import SipUri
 
 ENV_PREFIX = "GATEWAY__"
 SHA256_KEY_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -274,23 +276,21 @@ class TrunkTarget(BaseModel):
     transport: Literal["udp", "tcp"]
 
 
-_TRUNK_URI_RE = re.compile(
-    r"^sip:(?:(?P<user>[^@;]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+)(?::(?P<port>[0-9]{1,5}))?(?P<params>(;[^;]+)*)$"
-)
-
-
 def parse_trunk_uri(uri: str) -> TrunkTarget:
-    m = _TRUNK_URI_RE.fullmatch(uri)
-    if not m:
+    """Where a trunk's INVITEs go, from its SIP URI (parsed by the SIP layer's own parser)."""
+    try:
+        parsed = SipUri.parse(uri)
+    except SipError:
+        raise ValueError("must be a SIP URI such as sip:carrier.example.com:5060;transport=udp") from None
+    if parsed.scheme != "sip" or not parsed.host:
         raise ValueError("must be a SIP URI such as sip:carrier.example.com:5060;transport=udp")
-    params = dict([*p.split("=", 1), ""][:2] for p in (m.group("params") or "").split(";") if p)
-    transport = params.get("transport", "udp").lower()
+    transport = parsed.transport or "udp"
     if transport not in ("udp", "tcp"):
         raise ValueError(f"transport {transport!r} is not supported (udp or tcp)")
-    port = int(m.group("port") or 5060)
+    port = parsed.port if parsed.port is not None else 5060
     if not 0 < port < 65536:
         raise ValueError("port out of range")
-    return TrunkTarget(host=m.group("host").strip("[]"), port=port, transport=transport)
+    return TrunkTarget(host=parsed.host_address, port=port, transport=transport)
 
 
 class LimitsConfig(_Section):
