@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from gateway.config import ConfigError, Settings, SipConfig, api_key_hash, load_settings
 
@@ -180,3 +183,30 @@ def test_cli_hash_key() -> None:
     r = subprocess.run([sys.executable, "-m", "gateway", "hash-key", "dv_test_sk_x"], capture_output=True, text=True,
                        timeout=60)
     assert r.stdout.strip() == "sha256:" + hashlib.sha256(b"dv_test_sk_x").hexdigest()
+
+
+def _missing_keys(model: type[BaseModel], doc: object, path: str) -> list[str]:
+    """Keys of `model` (recursively through sections and the first item of lists) not in `doc`."""
+    if not isinstance(doc, dict):
+        return [path or "(top level)"]
+    missing: list[str] = []
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        where = f"{path}.{key}" if path else key
+        if key not in doc:
+            missing.append(where)
+            continue
+        kind = field.annotation
+        inner = typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            value = doc[key]
+            if typing.get_origin(kind) is list:
+                missing += _missing_keys(inner, value[0], f"{where}.0") if value else [f"{where}.0"]
+            else:
+                missing += _missing_keys(inner, value, where)
+    return missing
+
+
+def test_the_example_config_lists_every_key() -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    assert _missing_keys(Settings, doc, "") == []
