@@ -183,23 +183,21 @@ async def test_410_stops_retrying(env: Env, receiver: WebhookReceiver) -> None:
     await env.lifecycle(call)
     receiver.status = 410
     d = _dispatcher(env, _settings())
-    await _drain(d, lambda: len(receiver.received) >= 1)
-    for _ in range(5):
-        await d.run_once()
-        await asyncio.sleep(0.25)
+    rows = await _settle(d, env, call.id)  # until nothing of the call's is pending
+    assert await d.run_once() == 0
     await d.stop()
     assert len(receiver.received) == 1
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 1), ("dead", 0), ("dead", 0), ("dead", 0)]
 
 
 async def test_dead_letter_after_schedule(env: Env, receiver: WebhookReceiver) -> None:
     call = await env.call(receiver.url)
     receiver.status = 500
     d = _dispatcher(env, _settings(schedule=[0, 0.1, 0.1]))
-    await _drain(d, lambda: len(receiver.received) >= 3)
-    for _ in range(5):
-        await d.run_once()
-        await asyncio.sleep(0.15)
+    rows = await _settle(d, env, call.id)
+    assert await d.run_once() == 0
     await d.stop()
+    assert [(r.state, r.attempts) for r in rows] == [("dead", 3)]
     assert len(receiver.received) == 3  # the schedule has three attempts
     assert d.dead == 1
     assert call.id
