@@ -315,6 +315,22 @@ class WebhooksConfig(_Section):
     )
 
 
+class ClusterConfig(_Section):
+    """Nodes on one database. Each renews a lease every `renew_seconds`; a node whose lease is
+    `lease_seconds` old is lost, and a peer ends and settles its calls."""
+
+    lease_seconds: float = Field(15.0, gt=0, le=600)
+    renew_seconds: float = Field(5.0, gt=0, le=120)
+    # How often a node looks for requests addressed to it that a missed notification hid.
+    command_poll_seconds: float = Field(1.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> ClusterConfig:
+        if self.renew_seconds * 2 > self.lease_seconds:
+            raise ValueError("renew_seconds must be at most half of lease_seconds (one missed renewal must not lose the node)")
+        return self
+
+
 class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -339,9 +355,7 @@ class Settings(BaseSettings):
     # Names this gateway node in the call records; keep it stable across restarts so a
     # node settles the calls its previous run left live. Default: the host name.
     node_id: str | None = Field(None, min_length=1, max_length=64)
-    # How often the node records that it is alive: after a crash, its calls' ended_at is
-    # the last such moment.
-    heartbeat_seconds: float = Field(5.0, gt=0, le=60)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     @classmethod
     def settings_customise_sources(

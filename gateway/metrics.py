@@ -20,6 +20,7 @@ metric                                    type       recorded by
 ``orbit_recording_uploads_total``         counter    :meth:`recording_upload`: ``result`` ok|failed, per attempt
 ``orbit_media_clock_lateness_ms``         histogram  :meth:`clock_lateness`: how late each media tick ran
 ``orbit_playout_frames_total{outcome}``   counter    :meth:`watch_playout`: caller audio frames by playout outcome
+``orbit_cluster_node_*{node_id}``         gauges     :meth:`cluster_nodes`: each node's lease and live calls
 ========================================  =========  ==========================================================
 
 SIP over TCP: the gauge ``orbit_sip_tcp_connections{direction}`` counts open connections
@@ -192,6 +193,15 @@ class GatewayMetrics:
             buckets=AGENT_CONNECT_BUCKETS_S,
             registry=r,
         )
+        self.cluster_node_up = Gauge(
+            "orbit_cluster_node_up", "1 while the node's lease is held, 0 once stopped or lost", ["node_id"], registry=r
+        )
+        self.cluster_node_lease_age = Gauge(
+            "orbit_cluster_node_lease_age_seconds", "Seconds since the node last renewed its lease", ["node_id"], registry=r
+        )
+        self.cluster_node_live_calls = Gauge(
+            "orbit_cluster_node_live_calls", "Calls not yet final that the node carries", ["node_id"], registry=r
+        )
         self.webhook_deliveries_total = Counter(
             "orbit_webhook_deliveries_total",
             "Webhook delivery attempts: delivered, failed (will retry), dead (given up) or refused "
@@ -338,6 +348,18 @@ class GatewayMetrics:
             log.warning("metrics: unknown recording upload result", extra={"result": result})
             return
         self.recording_uploads_total.labels(result=result).inc()
+
+    # --- cluster --------------------------------------------------------------------------------
+
+    def cluster_nodes(self, nodes: list[tuple[str, bool, float, int]]) -> None:
+        """Every node on the database as this node last read it: (node_id, lease held, seconds
+        since its last renewal, live calls it carries)."""
+        for gauge in (self.cluster_node_up, self.cluster_node_lease_age, self.cluster_node_live_calls):
+            gauge.clear()
+        for node_id, up, age, live in nodes:
+            self.cluster_node_up.labels(node_id=node_id).set(1 if up else 0)
+            self.cluster_node_lease_age.labels(node_id=node_id).set(max(0.0, age))
+            self.cluster_node_live_calls.labels(node_id=node_id).set(live)
 
     # --- exposition ---------------------------------------------------------------------------
 

@@ -79,7 +79,8 @@ class HangupCause(StrEnum):
     QUEUE_TIMEOUT = "queue_timeout"  # waited longer than the trunk's queue_timeout_seconds
     SESSION_EXPIRED = "session_expired"
     AGENT_UNAVAILABLE = "agent_unavailable"
-    GATEWAY_RESTART = "gateway_restart"
+    GATEWAY_RESTART = "gateway_restart"  # the node that carried it came back and settled it
+    NODE_LOST = "node_lost"  # the node that carried it was lost; a peer settled it
     GATEWAY_SHUTDOWN = "gateway_shutdown"
 
 

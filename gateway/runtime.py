@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,22 +35,25 @@ from gateway.api.metrics import metrics_router
 from gateway.api.recordings import recordings_router
 from gateway.calls.backend import CallBackend
 from gateway.calls.dialer import SipDialer
-from gateway.calls.ending import end_by_us
 from gateway.calls.progress import CallRecorder
 from gateway.calls.service import CallService
 from gateway.calls.views import call_view
+from gateway.cluster.control import ControlChannel
+from gateway.cluster.lease import NodeAddresses, NodeLease
+from gateway.cluster.takeover import Takeover
 from gateway.config import LimitsConfig, Settings
 from gateway.errors import ServiceUnavailable
-from gateway.logs import call_id_var
 from gateway.metrics import GatewayMetrics
-from gateway.outcome import CallStatus, HangupCause
+from gateway.outcome import HangupCause
 from gateway.recordings import RecordingUploader, build_storage
 from gateway.store.calls import CallStore
+from gateway.store.commands import CommandStore
 from gateway.store.commit import GroupCommit, group_commit
 from gateway.store.db import create_engine, migrate, session_factory
 from gateway.store.nodes import NodeStore
+from gateway.store.notify import PgNotifier, Silent
 from gateway.store.records import Call
-from gateway.timeutil import utcnow
+from gateway.store.slots import LocalSlots, SharedSlots, TrunkSlots
 from gateway.webhooks.delivery import WebhookDispatcher
 from media.storage import RecordingStorage
 
@@ -65,6 +68,7 @@ class BackendParts:
     progress: CallRecorder
     recordings: RecordingUploader
     metrics: GatewayMetrics
+    slots: TrunkSlots
 
 
 BackendFactory = Callable[[BackendParts], CallBackend]
@@ -80,6 +84,7 @@ def sip_dialer(parts: BackendParts) -> CallBackend:
         progress=parts.progress,
         recordings=parts.recordings,
         metrics=parts.metrics,
+        slots=parts.slots,
     )
 
 
@@ -104,6 +109,9 @@ class Gateway:
         calls: CallService,
         keyring: Keyring,
         cursors: CursorCodec,
+        lease: NodeLease,
+        takeover: Takeover,
+        control: ControlChannel,
     ) -> None:
         self.settings = settings
         self.node_id = node_id
@@ -120,65 +128,34 @@ class Gateway:
         self.calls = calls
         self.keyring = keyring
         self.cursors = cursors
+        self.lease = lease
+        self.takeover = takeover
+        self.control = control
         # What the API reads (gateway.api.deps.ApiContext).
         self.limits: LimitsConfig = settings.limits
         self.allow_private_webhooks = settings.webhooks.allow_private_targets
         self.draining = False
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._reconciling: asyncio.Task[int] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> None:
-        # Read before this run's first heartbeat and before any new call exists.
-        last_seen = await self.nodes.last_seen(self.node_id)
+        # Read before this run registers and before any new call exists: what its previous
+        # run left live, and when that run was last known to be carrying it.
+        previous = await self.lease.open()
         orphans = await self.store.active(self.node_id)
         await self.recordings.resume()
         await self.backend.start()
-        await self.nodes.started(self.node_id, utcnow())
-        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
-        self._reconciling = asyncio.get_running_loop().create_task(self.reconcile(orphans, last_seen))
+        await self.control.start()
+        loop = asyncio.get_running_loop()
+        last_seen = previous.renewed_at if previous is not None else None
+        for job in (
+            self.lease.run(),
+            self.takeover.run(),
+            self.control.run(),
+            self.takeover.settle(orphans, HangupCause.GATEWAY_RESTART, last_seen),
+        ):
+            self._tasks.append(loop.create_task(job))
         self.webhooks.start()
         log.info("gateway started", extra={"node_id": self.node_id})
-
-    async def _beat(self) -> None:
-        interval = self.settings.heartbeat_seconds
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.nodes.beat(self.node_id, utcnow())
-            except Exception as exc:  # the database may be away for a while; keep beating
-                log.warning("heartbeat not stored", extra={"error": type(exc).__name__})
-
-    async def reconcile(self, orphans: list[Call], last_seen: datetime | None) -> int:
-        """Settle the calls a previous run of this node left live (crash, kill -9).
-
-        Their media and agents died with that process, but the carrier may still hold the
-        call up (and bill it): each leg is first ended on the wire (BYE, or CANCEL while it
-        rang) from what was stored, then the call ends `failed` with cause
-        `gateway_restart`, which also queues its final webhook. Its `ended_at` is the last
-        moment the node was known to carry it (its heartbeat), not the restart time.
-        """
-        results = await asyncio.gather(*(self._settle_orphan(c, last_seen) for c in orphans))
-        if any(results):
-            await self.recordings.resume()  # their recordings can be finished and uploaded now
-        return sum(results)
-
-    async def _settle_orphan(self, call: Call, last_seen: datetime | None) -> bool:
-        token = call_id_var.set(call.id)
-        try:
-            if call.sip_leg is not None:
-                try:
-                    await self.backend.release(call)
-                except Exception as exc:
-                    log.warning("could not end the carrier leg", extra={"error": f"{type(exc).__name__}: {exc}"})
-            outcome = end_by_us(HangupCause.GATEWAY_RESTART, answered=call.status is CallStatus.IN_PROGRESS)
-            settled = await self.recorder.settle(
-                call.id, outcome, ended_at=_last_carried(call, last_seen), sip_leg=None
-            )
-            if settled:
-                log.warning("call left live by a previous run reconciled")
-            return settled
-        finally:
-            call_id_var.reset(token)
 
     async def drain(self, grace_seconds: float) -> None:
         """Stop taking calls, let live ones finish for `grace_seconds`, then end the rest gracefully."""
@@ -207,12 +184,13 @@ class Gateway:
                     pass
 
     async def stop(self) -> None:
-        for task in (self._heartbeat, self._reconciling):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.control.stop()
         await self.backend.stop()
+        with contextlib.suppress(Exception):
+            await self.lease.close()
         await self.webhooks.stop()
         await self.recordings.stop()
         await self.recording_storage.close()
@@ -273,7 +251,42 @@ async def open_gateway(
         recording_url=recordings.recording_url_by_id,
     )
     recorder = CallRecorder(store, metrics)
-    call_backend = backend(BackendParts(settings, recorder, recordings, metrics))
+    shared = engine.dialect.name == "postgresql"  # several nodes may share it
+    slots: TrunkSlots = SharedSlots(writes) if shared else LocalSlots()
+    call_backend = backend(BackendParts(settings, recorder, recordings, metrics, slots))
+    nodes = NodeStore(sessions, writes)
+    sip = settings.sip
+    lease = NodeLease(
+        nodes,
+        store,
+        node_id,
+        settings.cluster,
+        NodeAddresses(
+            version=_version(), http_url=settings.http.public_url, sip_address=f"{sip.public_host or sip.host}:{sip.port}"
+        ),
+        metrics,
+        single_node=not shared,
+    )
+    takeover = Takeover(
+        node_id=node_id,
+        nodes=nodes,
+        store=store,
+        recorder=recorder,
+        backend=call_backend,
+        recordings=recordings,
+        config=settings.cluster,
+    )
+    control = ControlChannel(
+        node_id=node_id,
+        commands=CommandStore(sessions, writes),
+        notifier=PgNotifier(settings.database.url) if shared else Silent(),
+        nodes=nodes,
+        store=store,
+        backend=call_backend,
+        recorder=recorder,
+        takeover=takeover,
+        config=settings.cluster,
+    )
     calls = CallService(
         store,
         call_backend,
@@ -282,6 +295,7 @@ async def open_gateway(
         trunks=settings.trunks,
         node_id=node_id,
         metrics=metrics,
+        peers=control,
     )
     return Gateway(
         settings=settings,
@@ -290,7 +304,7 @@ async def open_gateway(
         engine=engine,
         writes=writes,
         store=store,
-        nodes=NodeStore(sessions, writes),
+        nodes=nodes,
         recording_storage=recording_storage,
         recordings=recordings,
         webhooks=webhooks,
@@ -299,6 +313,9 @@ async def open_gateway(
         calls=calls,
         keyring=Keyring(settings.accounts),
         cursors=CursorCodec(key.encode()),
+        lease=lease,
+        takeover=takeover,
+        control=control,
     )
 
 
@@ -337,11 +354,8 @@ def _storage(app: FastAPI) -> RecordingStorage | None:
     return gateway.recording_storage if gateway is not None else None
 
 
-def _last_carried(call: Call, last_seen: datetime | None) -> datetime:
-    """When a call left by a dead process is known to have last been up: the node's last
-    heartbeat, or the call's own latest moment if that came after it (never in the future)."""
-    now = utcnow()
-    stamps = [t for t in (call.created_at, call.ringing_at, call.answered_at) if t is not None]
-    if last_seen is None:
-        return now
-    return min(now, max([last_seen, *stamps]))
+def _version() -> str:
+    try:
+        return importlib.metadata.version("orbit-gateway")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -39,18 +39,8 @@ class CallBackend(Protocol):
 
     async def stop(self) -> None: ...
 
-    def admit(self, call: Call) -> None:
-        """Hold a place for the call on its trunk, or raise `RateLimited` when the trunk can
-        neither take nor queue another call. Synchronous, so concurrent requests are counted
-        one by one; the place is taken by `dial` or given back by `withdraw`."""
-        ...
-
-    def withdraw(self, call: Call) -> None:
-        """Give back the place `admit` held (the call could not be stored)."""
-        ...
-
     async def dial(self, call: Call) -> None:
-        """Start placing the call; returns once it is under way (or queued)."""
+        """Start placing a stored call; returns once it is queued for its trunk."""
         ...
 
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
@@ -69,6 +59,23 @@ class CallBackend(Protocol):
     def live_calls(self) -> int:
         """Calls this backend carries that have not ended yet."""
         ...
+
+
+class Peers(Protocol):
+    """The other nodes on the database, for a call this node does not carry."""
+
+    async def hangup(self, call: Call, cause: HangupCause, wait_seconds: float) -> bool:
+        """Have the node that carries the call end it (or, if that node is lost, end and settle
+        it here) and wait up to `wait_seconds` for its final status. False when no other node
+        carries it."""
+        ...
+
+
+class NoPeers:
+    """One node alone."""
+
+    async def hangup(self, call: Call, cause: HangupCause, wait_seconds: float) -> bool:
+        return False
 
 
 class Cancellable(Protocol):

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from gateway.calls.backend import CallProgress, Cancellable, LoopTimers, Timers
 from gateway.calls.leg import CallLeg
-from gateway.calls.trunks import TrunkGate
+from gateway.calls.trunks import TrunkQueue
 from gateway.config import AgentConfig, RtpConfig, SipConfig, TrunkConfig, route
 from gateway.logs import call_id_var
 from gateway.metrics import PLAYOUT_OUTCOMES, GatewayMetrics
@@ -41,6 +41,7 @@ from gateway.sip.useragent import (
     UaConfig,
 )
 from gateway.store.records import Call
+from gateway.store.slots import LocalSlots, TrunkSlots
 from media.clock import MediaClock
 from media.jitterbuffer import JitterBufferStats
 from media.ports import PortPool
@@ -74,6 +75,7 @@ class SipDialer:
         progress: CallProgress,
         recordings: RecordingUploader | None,
         metrics: GatewayMetrics,
+        slots: TrunkSlots | None = None,
         timers: Timers | None = None,
         stack: Signalling | None = None,
     ) -> None:
@@ -85,7 +87,10 @@ class SipDialer:
         self._recordings = recordings
         self._metrics = metrics
         self._timers = timers or LoopTimers()
-        self._gates = {t.id: TrunkGate(t) for t in trunks}
+        self._slots: TrunkSlots = slots if slots is not None else LocalSlots()
+        self._queues = {t.id: TrunkQueue(t) for t in trunks}
+        self._pumping: set[str] = set()
+        self._wakeups: dict[str, Cancellable] = {}
         self._legs: dict[str, CallLeg] = {}
         self._ports = PortPool(rtp.port_min, rtp.port_max)
         # Calls spread over 4 groups 5 ms apart: each call keeps its 20 ms grid, but the
@@ -94,7 +99,6 @@ class SipDialer:
         # Agent audio not at 8 kHz: every call's frames resampled in one batch per tick phase.
         self._resamplers = FrameResamplers()
         self._clock.add_batch(self._resamplers.run)
-        self._pump: Cancellable | None = None
         self._trusted: set[str] = set()
         self._trunk_addr: dict[str, str] = {}
         # Playout counters of the calls whose legs are gone (live ones are read from their sessions).
@@ -132,8 +136,8 @@ class SipDialer:
         self._clock.start()
 
     async def stop(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
+        for wakeup in self._wakeups.values():
+            wakeup.cancel()
         for leg in list(self._legs.values()):
             leg.deliver(Released())
         for leg in list(self._legs.values()):
@@ -153,12 +157,6 @@ class SipDialer:
     def live_calls(self) -> int:
         """Calls whose end is not known yet (a leg lingers after its end until SIP retransmissions are over)."""
         return sum(1 for leg in self._legs.values() if leg.live)
-
-    def admit(self, call: Call) -> None:
-        self._gate_for(call).reserve()
-
-    def withdraw(self, call: Call) -> None:
-        self._gate_for(call).cancel_reservation()
 
     async def dial(self, call: Call) -> None:
         trunk = self._trunk_for(call)
@@ -180,8 +178,8 @@ class SipDialer:
             on_ended=self._leg_ended,
             on_released=self._leg_released,
         )
-        self._gates[trunk.id].enqueue(call.id, self._timers.time())
-        self._run_gates()
+        self._queues[trunk.id].add(call.id, self._timers.time())
+        self._kick(trunk)
 
     async def hangup(self, call_id: str, cause: HangupCause) -> bool:
         leg = self._legs.get(call_id)
@@ -222,33 +220,46 @@ class SipDialer:
         assert trunk is not None, "calls are only created with a route"
         return trunk
 
-    def _gate_for(self, call: Call) -> TrunkGate:
-        return self._gates[self._trunk_for(call).id]
+    def _kick(self, trunk: TrunkConfig) -> None:
+        """Look at the trunk's queue now (a call came, a slot freed, a wait is over)."""
+        wakeup = self._wakeups.pop(trunk.id, None)
+        if wakeup is not None:
+            wakeup.cancel()
+        if trunk.id not in self._pumping:
+            self._pumping.add(trunk.id)
+            asyncio.get_running_loop().create_task(self._pump(trunk), name=f"trunk-{trunk.id}")
 
-    def _run_gates(self) -> None:
-        now = self._timers.time()
-        wake: float | None = None
-        for gate in self._gates.values():
-            turn = gate.due(now)
-            for call_id in turn.expired:
-                leg = self._legs.get(call_id)
-                if leg is not None:
-                    log.warning("call waited too long for its trunk", extra={"call_id": call_id})
-                    leg.give_up(HangupCause.QUEUE_TIMEOUT)
-            for call_id in turn.ready:
-                self._place(gate, call_id)
-            if turn.wake is not None:
-                wake = turn.wake if wake is None else min(wake, turn.wake)
-        if self._pump is not None:
-            self._pump.cancel()
-            self._pump = None
-        if wake is not None:
-            self._pump = self._timers.call_at(wake, self._run_gates)
+    async def _pump(self, trunk: TrunkConfig) -> None:
+        """Give slots to the queue's calls in order while the trunk has them; then sleep until
+        the rate allows the next, the head of the queue gives up, or a slot frees up."""
+        queue = self._queues[trunk.id]
+        try:
+            while True:
+                now = self._timers.time()
+                for call_id in queue.expired(now):
+                    leg = self._legs.get(call_id)
+                    if leg is not None:
+                        log.warning("call waited too long for its trunk", extra={"call_id": call_id})
+                        leg.give_up(HangupCause.QUEUE_TIMEOUT)
+                head = queue.head()
+                if head is None:
+                    return
+                grant = await self._slots.acquire(trunk, head, now)
+                if grant.ok:
+                    if queue.head() == head:
+                        queue.pop()
+                    self._place(trunk, head)
+                    continue
+                wake = min(t for t in (grant.retry_at, queue.next_give_up()) if t is not None)
+                self._wakeups[trunk.id] = self._timers.call_at(wake, lambda: self._kick(trunk))
+                return
+        finally:
+            self._pumping.discard(trunk.id)
 
-    def _place(self, gate: TrunkGate, call_id: str) -> None:
-        # The gate counted this call as active: the leg gives the slot back when it is done.
+    def _place(self, trunk: TrunkConfig, call_id: str) -> None:
+        # The call holds a slot now: its leg gives it back (once) when its carrier leg is over.
+        release = _Once(lambda: self._release_slot(trunk, call_id))
         leg = self._legs.get(call_id)
-        release = _Once(lambda: self._release_slot(gate))
         if leg is None:
             release()
             return
@@ -258,16 +269,16 @@ class SipDialer:
         finally:
             call_id_var.reset(token)
 
-    def _release_slot(self, gate: TrunkGate) -> None:
-        gate.release()
-        self._run_gates()
+    def _release_slot(self, trunk: TrunkConfig, call_id: str) -> None:
+        self._slots.release(trunk, call_id)
+        self._kick(trunk)
 
     # --- legs -------------------------------------------------------------------------------
 
     def _leg_ended(self, leg: CallLeg) -> None:
         # Ended while it waited in the queue: its place there goes too.
-        if self._gates[leg.trunk.id].remove(leg.call.id):
-            self._run_gates()
+        if self._queues[leg.trunk.id].remove(leg.call.id):
+            self._kick(leg.trunk)
 
     def _leg_released(self, leg: CallLeg) -> None:
         if self._legs.pop(leg.call.id, None) is not None and leg.session is not None:

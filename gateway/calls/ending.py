@@ -5,7 +5,7 @@ The SIP user agent reports how the far end or the network ended a call (`CallOut
 from whether the call was answered:
 
     a cause that is a failure of ours (no trunk slot in time, no RTP port, the call
-    could not be placed, its agent is gone, the node died)     -> failed
+    could not be placed, its agent is gone, its node died)     -> failed
     any other local cause (API hangup, agent hangup, max_duration, shutdown):
         answered                                               -> completed
         not answered (queued, dialling, ringing)               -> cancelled
@@ -24,6 +24,7 @@ FAILURES = frozenset(
         HangupCause.REJECTED,
         HangupCause.AGENT_UNAVAILABLE,
         HangupCause.GATEWAY_RESTART,
+        HangupCause.NODE_LOST,
     }
 )
 

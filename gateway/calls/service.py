@@ -6,21 +6,22 @@ settles a call no leg here carries); how a call ends when we end it is `gateway.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from gateway.calls.backend import CallBackend
+from gateway.calls.backend import CallBackend, NoPeers, Peers
 from gateway.calls.ending import end_by_us
 from gateway.calls.progress import CallRecorder
 from gateway.config import AccountConfig, AgentConfig, TrunkConfig, route
-from gateway.errors import Conflict, NotFound, ValidationFailed
+from gateway.errors import Conflict, NotFound, RateLimited, ValidationFailed
 from gateway.ids import new_call_id
 from gateway.logs import call_id_var
 from gateway.metrics import GatewayMetrics
 from gateway.numbers import InvalidNumber, parse_e164
 from gateway.outcome import CallStatus, HangupCause
-from gateway.store.calls import CallStore
+from gateway.store.calls import CallStore, TrunkFull
 from gateway.store.records import Call, ListFilters, Page
 from gateway.timeutil import utcnow
 
@@ -63,6 +64,7 @@ class CallService:
         trunks: Sequence[TrunkConfig],
         node_id: str,
         metrics: GatewayMetrics,
+        peers: Peers | None = None,
         hangup_wait_seconds: float = 35.0,
     ) -> None:
         self.store = store
@@ -72,6 +74,7 @@ class CallService:
         self._trunks = list(trunks)
         self.node_id = node_id
         self._metrics = metrics
+        self._peers: Peers = peers or NoPeers()
         self.hangup_wait_seconds = hangup_wait_seconds
 
     # --- API side -------------------------------------------------------------------------
@@ -131,12 +134,17 @@ class CallService:
             node_id=self.node_id,
             recording_state="pending" if req.record else None,
         )
-        self.backend.admit(call)
         try:
-            await self.store.insert(call)
-        except BaseException:
-            self.backend.withdraw(call)
-            raise
+            await self.store.insert(call, trunk_capacity=trunk.max_concurrent + trunk.queue_size)
+        except TrunkFull as exc:
+            # Carried and queued calls fill the trunk: the queue drains at calls_per_second.
+            beyond = exc.live - trunk.max_concurrent + 1
+            raise RateLimited(
+                f"Trunk '{trunk.id}' is at its call limit; try again shortly",
+                retry_after=max(1, math.ceil(beyond / trunk.calls_per_second)),
+                limit=trunk.max_concurrent,
+                window="concurrent",
+            ) from None
         self._metrics.call_started(call.id)
         token = call_id_var.set(call.id)
         try:
@@ -168,8 +176,11 @@ class CallService:
         carried = await self.recorder.wait_ended(
             call_id, lambda: self.backend.hangup(call_id, HangupCause.API_HANGUP), self.hangup_wait_seconds
         )
+        if not carried and call.node_id not in (None, self.node_id):
+            # Another node carries it: that node ends it (or, if it is lost, this one does).
+            carried = await self._peers.hangup(call, HangupCause.API_HANGUP, self.hangup_wait_seconds)
         if not carried:
-            # No leg carries the call here (never dialled, or already gone): settle it directly.
+            # No leg carries the call anywhere (never dialled, or already gone): settle it directly.
             answered = call.status is CallStatus.IN_PROGRESS
             await self.recorder.settle(call_id, end_by_us(HangupCause.API_HANGUP, answered=answered))
         return await self.get(account_id, call_id)

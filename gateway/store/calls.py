@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from gateway.ids import new_event_id, new_id
-from gateway.outcome import EVENT_TYPE, CallStatus, sources_of
+from gateway.outcome import ACTIVE, EVENT_TYPE, CallStatus, sources_of
 from gateway.store.commit import GroupCommit
 from gateway.store.models import CallRow, DeliveryRow, EventRow, SecretRow
 from gateway.store.records import Call, ListFilters, Page
@@ -41,6 +42,32 @@ def _row_to_call(row: CallRow) -> Call:
     return Call(**values)
 
 
+class TrunkFull(Exception):
+    """The call's trunk has as many live calls as it may hold (carried and queued)."""
+
+    def __init__(self, live: int) -> None:
+        super().__init__(f"{live} live calls on the trunk")
+        self.live = live
+
+
+_LIVE = [str(s) for s in ACTIVE]
+
+
+def lock_trunk(s: Session, trunk_id: str) -> None:
+    """Serialize, until the transaction ends, what nodes decide about one trunk (PostgreSQL;
+    SQLite has a single writer already)."""
+    if s.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.blake2b(f"trunk:{trunk_id}".encode(), digest_size=8).digest(), "big", signed=True)
+        s.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def live_on_trunk(s: Session, trunk_id: str, *, with_slot: bool = False) -> int:
+    stmt = select(func.count()).select_from(CallRow).where(CallRow.trunk_id == trunk_id, CallRow.status.in_(_LIVE))
+    if with_slot:
+        stmt = stmt.where(CallRow.trunk_slot.is_(True))
+    return int(s.execute(stmt).scalar_one())
+
+
 def _columns(changes: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN.get(k, k): v for k, v in changes.items()}
 
@@ -62,17 +89,29 @@ class CallStore:
         # Called after a transaction with a new event committed (wakes the webhook sender).
         self._on_event = on_event
 
-    async def insert(self, call: Call) -> Call:
-        """Store a new call and its `call.initiated` event."""
+    async def insert(self, call: Call, *, trunk_capacity: int | None = None) -> Call:
+        """Store a new call and its `call.initiated` event.
+
+        With `trunk_capacity`, only if fewer calls of its trunk are live (on any node) than
+        that, counted in the same transaction (under a per-trunk lock on PostgreSQL; SQLite
+        has one writer), so concurrent requests cannot overfill a trunk. Raises TrunkFull."""
         call.event_seq = 1
         row = _columns({f.name: getattr(call, f.name) for f in fields(Call)})
 
-        def write(s: Session) -> None:
+        def write(s: Session) -> int | None:
+            if trunk_capacity is not None and call.trunk_id is not None:
+                lock_trunk(s, call.trunk_id)
+                live = live_on_trunk(s, call.trunk_id)
+                if live >= trunk_capacity:
+                    return live  # refused: returned, not raised, so the batch is not rolled back
             s.add(CallRow(**row))
             s.flush()
             self._add_event(s, call, EVENT_TYPE[call.status], call.created_at)
+            return None
 
-        await self._writes.run(write)
+        refused = await self._writes.run(write)
+        if refused is not None:
+            raise TrunkFull(refused)
         self._notify()
         return call
 
@@ -164,15 +203,22 @@ class CallStore:
             self._notify()
         return call
 
-    async def active(self, node_id: str | None = None) -> list[Call]:
-        """Calls not yet in a final status (optionally only those a given node ran)."""
-        terminal = [str(s) for s in CallStatus if s.terminal]
+    async def active(self, node_id: str | None = None, *, include_unowned: bool = True) -> list[Call]:
+        """Calls not yet in a final status (optionally only those a given node ran; calls
+        stored before nodes were recorded count as the node's unless `include_unowned` is off)."""
         async with self._sessions() as s:
-            stmt = select(CallRow).where(CallRow.status.not_in(terminal))
+            stmt = select(CallRow).where(CallRow.status.in_(_LIVE))
             if node_id is not None:
-                stmt = stmt.where(or_(CallRow.node_id == node_id, CallRow.node_id.is_(None)))
+                mine = CallRow.node_id == node_id
+                stmt = stmt.where(or_(mine, CallRow.node_id.is_(None)) if include_unowned else mine)
             rows = (await s.execute(stmt)).scalars().all()
         return [_row_to_call(r) for r in rows]
+
+    async def live_by_node(self) -> dict[str | None, int]:
+        """How many live calls each node carries."""
+        async with self._sessions() as s:
+            stmt = select(CallRow.node_id, func.count()).where(CallRow.status.in_(_LIVE)).group_by(CallRow.node_id)
+            return {node: int(n) for node, n in (await s.execute(stmt)).all()}
 
     async def events(self, call_id: str) -> list[EventRow]:
         async with self._sessions() as s:

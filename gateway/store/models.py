@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -68,12 +68,15 @@ class CallRow(Base):
     # While the call is live: what ending its SIP leg takes (gateway.sip.snapshot), so that a
     # node settling it after a crash can send the BYE or CANCEL.
     sip_leg: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Holds one of its trunk's concurrent slots, counted across every node while the call is live.
+    trunk_slot: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         # Keyset pagination of one account's calls, newest first, optionally by status.
         Index("ix_calls_account_created", "account_id", "created_at", "id"),
         Index("ix_calls_account_status_created", "account_id", "status", "created_at", "id"),
         Index("ix_calls_status_node", "status", "node_id"),
+        Index("ix_calls_trunk_status", "trunk_id", "status"),
     )
 
 
@@ -121,13 +124,48 @@ class DeliveryRow(Base):
 
 
 class NodeRow(Base):
-    """A gateway node and the last moment it was known to be carrying its calls."""
+    """A gateway node and its lease: while `renewed_at + lease_seconds` is ahead, the node runs
+    and carries its calls; after that a peer takes over (state `lost`)."""
 
     __tablename__ = "gateway_nodes"
 
     node_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # up, stopped, lost
+    version: Mapped[str] = mapped_column(String(32))
+    http_url: Mapped[str | None] = mapped_column(Text)
+    sip_address: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime]
-    heartbeat_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    lease_seconds: Mapped[float] = mapped_column(Float)
+    lost_at: Mapped[datetime | None]
+    reaped_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class TrunkPacingRow(Base):
+    """When a trunk may send its next INVITE (its calls_per_second, held across nodes)."""
+
+    __tablename__ = "trunk_pacing"
+
+    trunk_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_slot_at: Mapped[datetime]
+
+
+class CommandRow(Base):
+    """A request to the node carrying a call (e.g. hang it up), kept until that node has done it."""
+
+    __tablename__ = "call_commands"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(40))
+    node_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    cause: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_call_commands_pending", "node_id", "claimed_at"),)
 
 
 class SecretRow(Base):

@@ -38,6 +38,7 @@ class Call:
     recording_key: str | None = None
     event_seq: int = 0
     sip_leg: dict[str, Any] | None = None  # see gateway.sip.snapshot.LegSnapshot
+    trunk_slot: bool = False  # holds one of its trunk's concurrent slots
 
 
 @dataclass(frozen=True, slots=True)

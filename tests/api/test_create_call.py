@@ -193,12 +193,22 @@ async def test_invalid_utf8_body(api: ApiClient) -> None:
     _err(r, 400, "INVALID_JSON")
 
 
-async def test_trunk_queue_full_is_429(api: ApiClient) -> None:
-    api.backend.full = True
-    r = await api.create()
-    err = _err(r, 429, "RATE_LIMIT_EXCEEDED")
-    assert r.headers["Retry-After"] == "1"
-    assert set(err["details"]) == {"retry_after", "limit", "window"}
+async def test_trunk_queue_full_is_429(settings) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import open_client
+
+    small = [t.model_copy(update={"max_concurrent": 1, "queue_size": 1}) for t in settings.trunks]
+    async for api in open_client(settings.model_copy(update={"trunks": small})):
+        for _ in range(2):  # one carried, one queued: live calls of the trunk
+            assert (await api.create()).status_code == 201
+        r = await api.create()
+        err = _err(r, 429, "RATE_LIMIT_EXCEEDED")
+        assert r.headers["Retry-After"] == "1"
+        assert set(err["details"]) == {"retry_after", "limit", "window"}
+        assert len(api.backend.dialed) == 2  # the refused call was neither stored nor dialled
+        listing = await api.get("/v1/voice/calls")
+        assert listing.json()["meta"]["pagination"]["total"] == 2
+        # Another trunk is not affected.
+        assert (await api.create(key=KEY_B, to="+442079460000", **{"from": "+442071234567"})).status_code == 201
 
 
 async def test_internal_error_hides_internals(api: ApiClient) -> None:

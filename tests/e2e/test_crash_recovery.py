@@ -50,7 +50,7 @@ async def test_kill_9_during_a_live_call(tmp_path: Path) -> None:
             )
             config["database"]["url"] = f"sqlite+aiosqlite:///{tmp_path}/gw.db"
             config["sip"]["port"] = free_port(udp=True, tcp=True)  # the same after the restart, as in production
-            config["heartbeat_seconds"] = 0.5
+            config["cluster"] = {"lease_seconds": 2, "renew_seconds": 0.5}
             # Started from a thread: this test's event loop must keep serving the webhook receiver.
             first = await asyncio.to_thread(GatewayProcess(config, tmp_path).start)
             async with httpx.AsyncClient(base_url=first.base_url, timeout=30) as client:

@@ -237,3 +237,21 @@ async def test_what_is_stored_is_always_valid_json(store: CallStore) -> None:
     assert got.agent_summary is not None and got.agent_summary["note"].startswith("bad ")
     payloads = [e.payload for e in await store.events(call.id)]
     assert payloads[-1]["data"]["media_stats"]["jitter_ms"] is None
+
+
+async def test_a_trunk_full_of_live_calls_refuses_the_next_in_the_same_transaction(store: CallStore) -> None:
+    """Admission is counted where the call is stored: live calls of the trunk, on any node."""
+    from gateway.store.calls import TrunkFull
+
+    calls = [_call(trunk_id="t1") for _ in range(5)]
+    results = await asyncio.gather(*(store.insert(c, trunk_capacity=3) for c in calls), return_exceptions=True)
+    assert sum(1 for r in results if isinstance(r, TrunkFull)) == 2
+    assert all(isinstance(r, Call | TrunkFull) for r in results)
+    stored = [c for c, r in zip(calls, results, strict=True) if not isinstance(r, TrunkFull)]
+    assert len(await store.active()) == 3
+    # Another trunk is not counted; an ended call frees its place.
+    await store.insert(_call(trunk_id="t2"), trunk_capacity=1)
+    await store.transition(stored[0].id, CallStatus.FAILED, datetime.now(UTC))
+    await store.insert(_call(trunk_id="t1"), trunk_capacity=3)
+    with pytest.raises(TrunkFull):
+        await store.insert(_call(trunk_id="t1"), trunk_capacity=3)

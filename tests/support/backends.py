@@ -7,7 +7,6 @@ itself is tested against SIPp, baresip and Kamailio.
 from __future__ import annotations
 
 from gateway.calls.backend import CallProgress
-from gateway.errors import RateLimited
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.store.records import Call
 
@@ -19,7 +18,6 @@ class ScriptedBackend:
         self.hangups: list[tuple[str, HangupCause]] = []
         self.answered: set[str] = set()
         self.released: list[str] = []
-        self.full = False
 
     async def start(self) -> None:
         return None
@@ -28,13 +26,6 @@ class ScriptedBackend:
         return 0
 
     async def stop(self) -> None:
-        return None
-
-    def admit(self, call: Call) -> None:
-        if self.full:
-            raise RateLimited("Trunk queue is full", retry_after=1, limit=1, window="1s")
-
-    def withdraw(self, call: Call) -> None:
         return None
 
     async def release(self, call: Call) -> None:
