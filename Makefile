@@ -32,6 +32,7 @@ test: system-deps venv lint typecheck
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: venv
 	$(BIN)/mypy

@@ -7,6 +7,7 @@ import asyncio
 import gc
 import hashlib
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -54,8 +55,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # collector's sight, so its full passes do not walk it while calls are up.
     gc.collect()
     gc.freeze()
-    DrainingServer(config, app, settings.http.drain_timeout_seconds).run()
+    sockets = [_reuse_port_socket(host, port)] if settings.http.reuse_port else None
+    DrainingServer(config, app, settings.http.drain_timeout_seconds, sockets).run()
     return 0
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket several node processes on one machine bind together: the kernel
+    spreads new connections over them (SO_REUSEPORT), so one HTTP port serves every node."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
 
 
 class DrainingServer:
@@ -63,7 +78,7 @@ class DrainingServer:
     live calls finish (up to the drain timeout, then they are ended gracefully); only then
     does the server stop. SIGINT keeps uvicorn's meaning: stop now (twice: at once)."""
 
-    def __init__(self, config: Any, app: Any, drain_seconds: float) -> None:
+    def __init__(self, config: Any, app: Any, drain_seconds: float, sockets: list[socket.socket] | None = None) -> None:
         import uvicorn
 
         outer = self
@@ -80,6 +95,7 @@ class DrainingServer:
 
         self.server = _Server(config)
         self.app = app  # its lifespan builds the gateway (app.state.gateway)
+        self.sockets = sockets
         self.drain_seconds = drain_seconds
         self.draining = False
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -99,7 +115,7 @@ class DrainingServer:
 
     async def _serve(self) -> None:
         self.loop = asyncio.get_running_loop()
-        await self.server.serve()
+        await self.server.serve(sockets=self.sockets)
 
     def run(self) -> None:
         import uvloop
@@ -113,6 +129,46 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"configuration OK: {len(settings.accounts)} account(s), {len(settings.trunks)} trunk(s), "
         f"{len(settings.agents)} agent(s), database {settings.database.url.split('://', 1)[0]}"
     )
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    """The nodes on the configured database: their leases and the live calls each carries."""
+    settings = _load(args.config)
+    return asyncio.run(_print_nodes(settings))
+
+
+async def _print_nodes(settings: Settings) -> int:
+    from gateway.store.calls import live_counts_by_node
+    from gateway.store.db import create_engine, migrate, session_factory
+    from gateway.store.nodes import list_nodes
+    from gateway.timeutil import iso, utcnow
+
+    engine = create_engine(settings.database.url)
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        nodes = await list_nodes(sessions)
+        live = await live_counts_by_node(sessions)
+    finally:
+        await engine.dispose()
+    now = utcnow()
+    rows = [("NODE", "STATE", "LEASE", "RENEWED", "STARTED", "LIVE CALLS", "VERSION", "HTTP", "SIP")]
+    for n in nodes:
+        state = "lost (lease ran out)" if n.expired(now) else n.state
+        if n.state == "lost" and n.reaped_by:
+            state = f"lost, taken over by {n.reaped_by}"
+        age = (now - n.renewed_at).total_seconds()
+        rows.append(
+            (n.node_id, state, f"{n.lease_seconds:g} s", f"{age:.1f} s ago", iso(n.started_at) or "",
+             str(live.get(n.node_id, 0)), n.version, n.http_url or "", n.sip_address or "")
+        )
+    if len(rows) == 1:
+        print("no node has run on this database yet")
+        return 0
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
@@ -147,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("--config", "-c", metavar="PATH", required=True, help="YAML configuration file")
     check.set_defaults(func=cmd_check)
+
+    nodes = sub.add_parser("nodes", help="list the gateway nodes on the configured database, their leases and live calls")
+    nodes.add_argument("--config", "-c", metavar="PATH", help="YAML configuration file (its database.url)")
+    nodes.set_defaults(func=cmd_nodes)
 
     hk = sub.add_parser("hash-key", help="print the sha256:<hex> form of an API key for the configuration")
     hk.add_argument("key", nargs="?", help="the key (read from stdin when omitted)")

@@ -60,6 +60,8 @@ class HttpConfig(_Section):
     drain_timeout_seconds: float = Field(30.0, ge=0)
     # Larger request bodies are refused with 413 without being read.
     max_body_bytes: int = Field(65536, ge=1024)
+    # Several node processes on one machine share the HTTP port (SO_REUSEPORT).
+    reuse_port: bool = False
 
     @field_validator("public_url")
     @classmethod
@@ -313,6 +315,8 @@ class WebhooksConfig(_Section):
     retry_schedule_seconds: list[float] = Field(
         default_factory=lambda: [0.0, 60.0, 300.0, 1800.0, 7200.0, 28800.0, 86400.0], min_length=1
     )
+    # A node claims a delivery for this long; if it dies meanwhile, another node sends it after.
+    lease_seconds: float = Field(60.0, gt=0, le=3600)
 
 
 class ClusterConfig(_Section):

@@ -49,6 +49,9 @@ from media.resample import FrameResamplers
 
 log = logging.getLogger("gateway.dialer")
 
+# How long settling a gone process's call waits for the far end to answer its BYE or CANCEL.
+RELEASE_WAIT_SECONDS = 2.0
+
 
 class Signalling(Protocol):
     """The SIP user agent as the dialer drives it (`gateway.sip.stack.SipStack`)."""
@@ -196,9 +199,12 @@ class SipDialer:
         log.info("ending the carrier leg a previous run left up", extra={"call_id": call.id, "phase": snapshot.phase})
         self._stack.release(call.id, snapshot, credentials)
         try:
-            # Timer F (64*T1) bounds the BYE or CANCEL; a little more for the loop itself.
-            async with asyncio.timeout(64 * self._sip.t1 + 5):
+            # A carrier answers a BYE or CANCEL in milliseconds; the call is not kept waiting
+            # for one that does not (the user agent goes on retransmitting until Timer F).
+            async with asyncio.timeout(RELEASE_WAIT_SECONDS):
                 await done
+        except TimeoutError:
+            log.warning("no answer to the BYE or CANCEL yet; settling the call anyway", extra={"call_id": call.id})
         finally:
             self._releasing.pop(call.id, None)
 

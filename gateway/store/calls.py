@@ -72,6 +72,12 @@ def _columns(changes: dict[str, Any]) -> dict[str, Any]:
     return {_COLUMN.get(k, k): v for k, v in changes.items()}
 
 
+async def live_counts_by_node(sessions: async_sessionmaker[AsyncSession]) -> dict[str | None, int]:
+    async with sessions() as s:
+        stmt = select(CallRow.node_id, func.count()).where(CallRow.status.in_(_LIVE)).group_by(CallRow.node_id)
+        return {node: int(n) for node, n in (await s.execute(stmt)).all()}
+
+
 class CallStore:
     def __init__(
         self,
@@ -216,9 +222,7 @@ class CallStore:
 
     async def live_by_node(self) -> dict[str | None, int]:
         """How many live calls each node carries."""
-        async with self._sessions() as s:
-            stmt = select(CallRow.node_id, func.count()).where(CallRow.status.in_(_LIVE)).group_by(CallRow.node_id)
-            return {node: int(n) for node, n in (await s.execute(stmt)).all()}
+        return await live_counts_by_node(self._sessions)
 
     async def events(self, call_id: str) -> list[EventRow]:
         async with self._sessions() as s:

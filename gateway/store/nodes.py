@@ -62,9 +62,7 @@ class NodeStore:
             return _info(row) if row is not None else None
 
     async def all(self) -> list[NodeInfo]:
-        async with self._sessions() as s:
-            rows = (await s.execute(select(NodeRow).order_by(NodeRow.node_id))).scalars().all()
-        return [_info(r) for r in rows]
+        return await list_nodes(self._sessions)
 
     async def register(
         self,
@@ -121,3 +119,9 @@ class NodeStore:
             return bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
         return bool(await self._writes.run(write))
+
+
+async def list_nodes(sessions: async_sessionmaker[AsyncSession]) -> list[NodeInfo]:
+    async with sessions() as s:
+        rows = (await s.execute(select(NodeRow).order_by(NodeRow.node_id))).scalars().all()
+    return [_info(r) for r in rows]

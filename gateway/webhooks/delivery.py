@@ -37,7 +37,6 @@ from gateway.webhooks.ssrf import WebhookTargetError, address_allowed, check_url
 log = logging.getLogger("gateway.webhooks")
 
 USER_AGENT = "Devotel-Webhooks/1.0"
-LEASE = timedelta(seconds=60)
 BATCH = 100
 
 RecordingUrl = Callable[[str], Awaitable[str | None]]
@@ -87,6 +86,9 @@ class WebhookDispatcher:
         self._wake = wake if wake is not None else asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client = httpx.AsyncClient(follow_redirects=False, timeout=config.timeout_seconds, trust_env=False)
+        self._lease = timedelta(seconds=config.lease_seconds)
+        self._claimed: set[int] = set()  # leased by this node, attempt not started yet
+        self._stopping = False
         self.delivered = 0
         self.failed_attempts = 0
         self.dead = 0
@@ -95,14 +97,30 @@ class WebhookDispatcher:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Finish the attempts under way (their outcome is recorded, so no node sends them
+        again), give back the leases of those not yet started, then stop."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                async with asyncio.timeout(self._config.timeout_seconds + 2):
+                    await asyncio.shield(self._task)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            except Exception:
+                log.exception("webhook sender stopped with an error")
+        if self._claimed:
+            waiting, self._claimed = self._claimed, set()
+            with contextlib.suppress(Exception):
+                await self._writes.execute(
+                    update(DeliveryRow).where(DeliveryRow.id.in_(waiting)).values(lease_until=None)
+                )
         await self._client.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 busy = await self.run_once()
             except asyncio.CancelledError:
@@ -125,6 +143,7 @@ class WebhookDispatcher:
         rows = await self._claim(now)
         if not rows:
             return 0
+        self._claimed.update(d.id for d, _ in rows)
         # One chain per (call, url), sent in order; chains run side by side.
         chains: dict[tuple[str, str], list[tuple[DeliveryRow, EventRow]]] = {}
         for delivery, event in rows:
@@ -165,7 +184,7 @@ class WebhookDispatcher:
                         DeliveryRow.id == delivery.id,
                         or_(DeliveryRow.lease_until.is_(None), DeliveryRow.lease_until < now),
                     )
-                    .values(lease_until=now + LEASE)
+                    .values(lease_until=now + self._lease)
                 )
                 if res.rowcount == 1:  # type: ignore[attr-defined]
                     claimed.append((delivery, event))
@@ -175,6 +194,9 @@ class WebhookDispatcher:
 
     async def _send_chain(self, chain: list[tuple[DeliveryRow, EventRow]]) -> None:
         for delivery, event in chain:
+            if self._stopping:
+                return  # its lease is given back at stop
+            self._claimed.discard(delivery.id)
             await self._attempt(delivery, event)
 
     async def _attempt(self, delivery: DeliveryRow, event: EventRow) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy import text as sa_text
@@ -28,6 +30,7 @@ from gateway.store.records import Call
 from gateway.timeutil import iso
 from gateway.webhooks.delivery import WebhookDispatcher
 from gateway.webhooks.signing import verify
+from tests.support.postgres import PostgresServer
 from tests.support.receiver import WebhookReceiver
 
 SECRET = "whsec_test_secret"
@@ -43,8 +46,8 @@ def _settings(allow_private: bool = True, schedule: list[float] | None = None) -
 
 
 class Env:
-    def __init__(self, tmp: Path) -> None:
-        self.engine = create_engine(f"sqlite+aiosqlite:///{tmp}/wh.db")
+    def __init__(self, tmp: Path, url: str | None = None) -> None:
+        self.engine = create_engine(url or f"sqlite+aiosqlite:///{tmp}/wh.db")
         self.sessions = session_factory(self.engine)
         self.writes = group_commit(self.engine, self.sessions)
         self.store = CallStore(
@@ -329,3 +332,50 @@ async def test_pending_deliveries_survive_a_restart(env: Env, receiver: WebhookR
     await _drain(d, lambda: len(receiver.received) == 4)
     await d.stop()
     assert len({r.json["id"] for r in receiver.received}) == 4
+
+
+async def test_each_event_is_sent_once_while_nodes_stop_mid_delivery(
+    tmp_path: Path, postgres: PostgresServer, receiver: WebhookReceiver
+) -> None:
+    """Three senders (nodes) on one PostgreSQL database; two stop gracefully while their
+    deliveries are in flight: what was under way is finished and recorded, what was claimed
+    but not started is given back at once, and every event reaches the receiver once."""
+    env = Env(tmp_path, await _fresh_pg(postgres))
+    await migrate(env.engine)
+    try:
+        calls = [await env.call(receiver.url) for _ in range(30)]
+        for call in calls:
+            await env.lifecycle(call)
+        receiver.delay = 0.05
+        settings = _settings()
+        senders = [_dispatcher(env, settings, poll_interval=0.05) for _ in range(3)]
+        for sender in senders:
+            sender.start()
+        while len(receiver.received) < 20:
+            await asyncio.sleep(0.01)
+        await asyncio.gather(senders[0].stop(), senders[1].stop())
+
+        async def all_delivered() -> None:
+            while True:
+                rows = [r for c in calls for r in await env.deliveries(c.id)]
+                if all(r.state == "delivered" for r in rows):
+                    return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(all_delivered(), timeout=30)
+        await senders[2].stop()
+    finally:
+        await env.writes.close()
+        await env.engine.dispose()
+    ids = [r.json["id"] for r in receiver.received]
+    assert len(ids) == 120 and len(set(ids)) == 120  # 30 calls x 4 events, each once
+
+
+async def _fresh_pg(server: PostgresServer) -> str:
+    name = f"wh_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres")
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"postgresql+asyncpg://postgres@127.0.0.1:{server.port}/{name}"

@@ -29,6 +29,7 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     status: int = 200
     redirect_to: str | None = None
+    delay: float = 0.0  # seconds before answering (a slow receiver)
 
     @property
     def url(self) -> str:
@@ -51,6 +52,8 @@ class WebhookReceiver:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(scope["path"], headers, body))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         extra = [(b"location", self.redirect_to.encode())] if self.redirect_to else []
         await send({"type": "http.response.start", "status": self.status, "headers": extra})
         await send({"type": "http.response.body", "body": b"ok"})

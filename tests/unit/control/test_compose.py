@@ -56,8 +56,12 @@ def mounted_config(gateway: dict[str, Any]) -> Path:
     raise AssertionError(f"the gateway service mounts no file at {CONFIG_IN_CONTAINER}")
 
 
-def gateway_settings() -> tuple[Settings, dict[str, str]]:
-    gateway = services()["gateway"]
+NODES = ("gateway", "gateway-2")
+PROXY_CONF = ROOT / "docker" / "proxy" / "nginx.conf"
+
+
+def gateway_settings(name: str = "gateway") -> tuple[Settings, dict[str, str]]:
+    gateway = services()[name]
     env = {k: v for k, v in env_of(gateway).items() if k.startswith(ENV_PREFIX)}
     return load_settings(mounted_config(gateway), environ=env), env
 
@@ -108,7 +112,7 @@ def test_compose_client_validates_the_file_when_installed() -> None:
         cwd=ROOT,
         timeout=60,
     )
-    assert set(r.stdout.split()) == {"gateway", "postgres", "minio", "minio-init", "carrier", "agent"}
+    assert set(r.stdout.split()) == {*NODES, "api", "postgres", "minio", "minio-init", "carrier", "agent"}
 
 
 # --------------------------------------------------------------------------- structure
@@ -116,8 +120,8 @@ def test_compose_client_validates_the_file_when_installed() -> None:
 
 def test_services_and_profiles() -> None:
     s = services()
-    assert set(s) == {"gateway", "postgres", "minio", "minio-init", "carrier", "agent"}
-    for name in ("gateway", "postgres", "minio", "minio-init"):
+    assert set(s) == {*NODES, "api", "postgres", "minio", "minio-init", "carrier", "agent"}
+    for name in (*NODES, "api", "postgres", "minio", "minio-init"):
         assert "profiles" not in s[name], name
     for name in ("carrier", "agent"):
         assert s[name]["profiles"] == ["demo"], name
@@ -217,17 +221,37 @@ def test_gateway_reaches_postgres_and_minio_with_their_credentials() -> None:
     assert len(minio["MINIO_ROOT_PASSWORD"]) >= 8  # MinIO refuses shorter ones
 
 
-def test_published_ports_match_the_gateway_configuration() -> None:
+def test_published_ports_match_each_nodes_configuration() -> None:
     s = services()
+    seen: set[str] = set()
+    node_ids = set()
+    for name in NODES:
+        settings, _ = gateway_settings(name)
+        assert settings.http.host == "0.0.0.0" and settings.sip.host == "0.0.0.0"
+        assert settings.database.url.startswith("postgresql+asyncpg://")  # nodes share PostgreSQL
+        node_ids.add(settings.node_id)
+        ports = published(s[name])
+        assert ports == {f"{settings.sip.port}/udp", f"{settings.sip.port}/tcp", f"{settings.rtp.port_min}-{settings.rtp.port_max}/udp"}
+        assert not ports & seen, "two nodes publish the same port"
+        seen |= ports
+        # The host side equals the container side: SDP and Via carry these numbers.
+        for entry in s[name]["ports"]:
+            host_side, container = str(entry).split("/")[0].split(":")[-2:]
+            assert host_side == container
+    assert None not in node_ids and len(node_ids) == len(NODES)
+    # The API is published once, by the proxy, on the nodes' HTTP port.
     settings, _ = gateway_settings()
-    assert settings.http.host == "0.0.0.0" and settings.sip.host == "0.0.0.0"
-    ports = published(s["gateway"])
-    assert f"{settings.http.port}/tcp" in ports
-    assert {f"{settings.sip.port}/udp", f"{settings.sip.port}/tcp"} <= ports
-    assert f"{settings.rtp.port_min}-{settings.rtp.port_max}/udp" in ports
-    # The Dockerfile exposes the same.
-    exposed = set(" ".join(re.findall(r"(?m)^EXPOSE (.+)$", DOCKERFILE.read_text())).split())
-    assert ports <= exposed
+    assert published(s["api"]) == {f"{settings.http.port}/tcp"}
+
+
+def test_the_proxy_sends_the_api_to_every_node() -> None:
+    conf = PROXY_CONF.read_text()
+    upstreams = set(re.findall(r"server (\S+?):(\d+)", conf))
+    assert {h for h, _ in upstreams} == set(NODES)
+    settings, _ = gateway_settings()
+    assert {int(p) for _, p in upstreams} == {settings.http.port}
+    assert f"listen {settings.http.port};" in conf
+    assert "./docker/proxy/nginx.conf:/etc/nginx/nginx.conf:ro" in services()["api"]["volumes"]
 
 
 def test_fixed_addresses_for_sdp_and_the_demo_carrier() -> None:
@@ -238,8 +262,11 @@ def test_fixed_addresses_for_sdp_and_the_demo_carrier() -> None:
     gateway_ip = s["gateway"]["networks"]["default"]["ipv4_address"]
     carrier_ip = s["carrier"]["networks"]["default"]["ipv4_address"]
     assert ipaddress.ip_address(gateway_ip) in subnet and ipaddress.ip_address(carrier_ip) in subnet
-    # SDP must carry an address the carrier can send RTP to, never 0.0.0.0.
+    # SDP must carry an address the carrier can send RTP to, never 0.0.0.0: each node its own.
     assert settings.sip.public_host == gateway_ip == env["GATEWAY__SIP__PUBLIC_HOST"]
+    second, _ = gateway_settings("gateway-2")
+    second_ip = s["gateway-2"]["networks"]["default"]["ipv4_address"]
+    assert second.sip.public_host == second_ip != gateway_ip and ipaddress.ip_address(second_ip) in subnet
     # The trunk points at the carrier, which binds that address and port.
     trunk = settings.trunks[0].target
     command = s["carrier"]["command"]
