@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -278,3 +279,56 @@ async def test_every_node_answers_get_and_list_the_same(tmp_path: Path, postgres
             assert pages[0] == pages[1] == pages[2]
             assert sum(len(p) for p in pages[0]) == 6
         await asyncio.to_thread(uas.wait, 15)
+
+
+async def test_nodes_on_one_machine_share_one_http_port(tmp_path: Path, postgres: PostgresServer) -> None:
+    """One process per core: each node its own node_id, SIP port and RTP range, one HTTP port
+    for all of them (SO_REUSEPORT): the kernel spreads the clients' connections."""
+    db_url = await _database(postgres)
+    port = free_port()
+    receiver = WebhookReceiver()
+    nodes: list[GatewayProcess] = []
+    with SippUas("uas_busy", calls=20, timeout=60) as uas:
+        c = Cluster(tmp_path, db_url, {"uri": f"sip:{uas.host}:{uas.port}"}, receiver)
+        try:
+            for i in range(2):
+                (tmp_path / f"n{i}").mkdir()
+                config = c.config(i)
+                config["http"]["reuse_port"] = True
+                nodes.append(await asyncio.to_thread(GatewayProcess(config, tmp_path / f"n{i}", port=port).start))
+            # /readyz on the shared port may be answered by the first node: wait for both leases.
+            conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    up = await conn.fetch("SELECT node_id FROM gateway_nodes WHERE state = 'up'")
+                    if {r["node_id"] for r in up} == {"node-0", "node-1"}:
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                await conn.close()
+            created = []
+            for _ in range(20):
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:  # a new connection
+                    r = await client.post("/v1/voice/calls", json={"to": "+14155552671"}, headers=H)
+                    assert r.status_code == 201, r.text
+                    created.append(r.json()["data"]["id"])
+            conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+            try:
+                owners = await conn.fetch("SELECT node_id, count(*) AS n FROM calls GROUP BY node_id")
+            finally:
+                await conn.close()
+            cli = await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "orbit-gateway"), "nodes", "--config", str(nodes[0].config_path),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path / "n0",
+            )
+            listing = (await cli.communicate())[0].decode()
+        finally:
+            for node in nodes:
+                await asyncio.to_thread(node.stop)
+        await asyncio.to_thread(uas.wait, 20)
+    assert {row["node_id"] for row in owners} == {"node-0", "node-1"}, owners
+    assert sum(row["n"] for row in owners) == 20
+    lines = listing.splitlines()
+    assert lines[0].split()[:3] == ["NODE", "STATE", "LEASE"], listing
+    assert {line.split()[0] for line in lines[1:]} == {"node-0", "node-1"}, listing

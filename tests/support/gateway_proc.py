@@ -19,11 +19,17 @@ from tests.support.postgres import free_port
 
 class GatewayProcess:
     def __init__(
-        self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None, *, nofile: int | None = None
+        self,
+        config: dict[str, Any],
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        nofile: int | None = None,
+        port: int | None = None,
     ) -> None:
         self.workdir = workdir
         self.nofile = nofile  # the process's file descriptor limit (soft and hard), if not inherited
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         config.setdefault("http", {})["port"] = self.port
         config["http"]["public_url"] = f"http://127.0.0.1:{self.port}"
         self.config_path = workdir / "gateway.yaml"
