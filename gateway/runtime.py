@@ -8,6 +8,8 @@ through its constructor, and the FastAPI app that serves it.
                                                                              │              │
                                                                              ▼              ▼
                                                                          CallService ◀──────┘
+                                                                             ▲
+    NodeLease, Takeover (lost nodes' calls), ControlChannel (Peers: requests to a call's node) ─┘
 """
 
 from __future__ import annotations
