@@ -33,6 +33,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,6 +63,7 @@ class Options:
     steps: list[int] = field(default_factory=lambda: [50, 100, 200, 400])
     hold_seconds: float = 25.0
     gateways: int = 1
+    postgres: bool = False  # every gateway on one PostgreSQL (a cluster) instead of a SQLite file each
     settle_seconds: float = 2.0
     ramp_rate: float = 20.0
     probe_calls: int = 32
@@ -138,6 +140,7 @@ class Bench:
         self.placed: list[Placed] = []
         self.next_index = 1
         self.apis: list[httpx.AsyncClient] = []
+        self.pg: Any = None  # tests.support.postgres.PostgresServer when --postgres
         self.started_wall = time.time()
         self.result: dict[str, Any] = {}
         self.self_pid = os.getpid()
@@ -204,7 +207,7 @@ class Bench:
                      "drain_timeout_seconds": 5},
             "sip": {"host": LOOPBACK, "port": sip, "transports": ["udp"]},
             "rtp": {"port_min": rtp, "port_max": rtp + 2 * self.capacity - 1},
-            "database": {"url": f"sqlite+aiosqlite:///{self.work}/gateway-{name}.db"},
+            "database": {"url": self.database_url(tag, name)},
             "storage": {"backend": "local", "local_dir": str(self.work / f"recordings-{name}")},
             "accounts": [{"id": "acct_bench", "api_keys": [API_KEY], "numbers": [FROM], "default_from": FROM}],
             "agents": [{"id": AGENT_ID, "url": f"ws://{LOOPBACK}:{self.agent_port}/", "protocol": "orbit-voice",
@@ -215,10 +218,30 @@ class Bench:
             "logging": {"level": "WARNING", "format": "json"},
         }
 
+    def database_url(self, tag: str, name: str) -> str:
+        if not self.opts.postgres:
+            return f"sqlite+aiosqlite:///{self.work}/gateway-{name}.db"
+        return f"postgresql+asyncpg://postgres@{LOOPBACK}:{self.pg.port}/bench_{tag.replace('-', '_')}"
+
+    def fresh_database(self, tag: str) -> None:
+        """One PostgreSQL database per phase, shared by every gateway (--postgres)."""
+        if not self.opts.postgres:
+            return
+        if self.pg is None:
+            from tests.support.postgres import PostgresServer
+
+            self.pg = PostgresServer().start()
+            log(f"PostgreSQL on port {self.pg.port}")
+        name = f"bench_{tag.replace('-', '_')}"
+        for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
+            subprocess.run(["psql", "-h", LOOPBACK, "-p", str(self.pg.port), "-U", "postgres", "-qc", sql],
+                           check=True, capture_output=True, timeout=60)
+
     def start_gateway(self, tag: str) -> None:
         """Fresh gateway processes (new databases and recordings) for one phase."""
         self.stop_gateway()
         self.gateway_tag = tag
+        self.fresh_database(tag)
         script = Path(sys.executable).parent / "orbit-gateway"
         for i, name in enumerate(self.gateway_names()):
             config = self.gateway_config(tag, i)
@@ -830,6 +853,9 @@ class Bench:
 
     def cleanup(self) -> None:
         self.stop_all()
+        if self.pg is not None:
+            self.pg.stop()
+            self.pg = None
         if self.opts.keep_workdir:
             log(f"kept {self.work}")
         else:
@@ -988,6 +1014,8 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     p.add_argument("--hold-seconds", type=float, default=d.hold_seconds, help="measured time per step")
     p.add_argument("--gateways", type=int, default=d.gateways,
                    help="gateway processes side by side (one per core), calls dealt round-robin")
+    p.add_argument("--postgres", action="store_true",
+                   help="every gateway on one PostgreSQL database (a cluster), instead of a SQLite file each")
     p.add_argument("--settle-seconds", type=float, default=d.settle_seconds)
     p.add_argument("--ramp-rate", type=float, default=d.ramp_rate, help="calls/s while filling a step")
     p.add_argument("--probe-calls", type=int, default=d.probe_calls, help="calls per step whose RTP goes through the relay")
@@ -1012,7 +1040,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     a = p.parse_args(argv)
     opts = Options(
         steps=[int(s) for s in str(a.steps).split(",") if s.strip()],
-        hold_seconds=a.hold_seconds, gateways=a.gateways, settle_seconds=a.settle_seconds, ramp_rate=a.ramp_rate,
+        hold_seconds=a.hold_seconds, gateways=a.gateways, postgres=a.postgres, settle_seconds=a.settle_seconds, ramp_rate=a.ramp_rate,
         probe_calls=a.probe_calls, marker_period_ms=a.marker_period_ms, baseline_seconds=a.baseline_seconds,
         setup_rate=a.setup_rate, setup_seconds=a.setup_seconds, setup_call_seconds=a.setup_call_seconds,
         soak_minutes=a.soak_minutes, soak_calls=a.soak_calls, soak_call_seconds=a.soak_call_seconds,
