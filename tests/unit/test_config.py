@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from gateway.config import ConfigError, Settings, SipConfig, api_key_hash, load_settings
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "gateway.example.yaml"
 
 

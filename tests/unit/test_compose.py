@@ -22,7 +22,7 @@ import yaml
 
 from gateway.config import ENV_PREFIX, Settings, apply_env_overrides, load_settings
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 CARRIER_DOCKERFILE = ROOT / "docker" / "carrier" / "Dockerfile"
