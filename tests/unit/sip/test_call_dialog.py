@@ -11,7 +11,7 @@ from gateway.outcome import CallStatus, HangupCause, HangupSide
 from gateway.sip.message import SipRequest, make_cancel, make_request, new_branch
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import CallOutcome, DtmfReceived, Ended, MediaUpdated
-from tests.unit.sip.test_call_harness import FAR, FAR_IP, T1, Harness, Step, answer_sdp
+from tests.support.sip_harness import FAR, FAR_IP, T1, Harness, Step, answer_sdp
 
 
 @pytest.fixture
@@ -405,7 +405,7 @@ def test_other_refresh_failures_keep_the_call(h: Harness) -> None:
 
 
 def test_refresh_challenged_is_retried_with_credentials(h: Harness) -> None:
-    from tests.unit.sip.test_call_harness import CREDENTIALS
+    from tests.support.sip_harness import CREDENTIALS
 
     h.place(credentials=CREDENTIALS)
     h.answer(headers=[("Session-Expires", "120;refresher=uac")])

@@ -20,7 +20,7 @@ from gateway.sip.useragent import (
     Trying,
     UaUsageError,
 )
-from tests.unit.sip.test_call_harness import (
+from tests.support.sip_harness import (
     CREDENTIALS,
     FAR,
     FAR_IP,

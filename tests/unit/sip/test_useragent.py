@@ -29,7 +29,7 @@ from gateway.sip.useragent import (
     UaConfig,
     trust_nobody,
 )
-from tests.unit.sip.test_call_harness import (
+from tests.support.sip_harness import (
     FAR,
     LOCAL_HOST,
     SCANNER,

@@ -1,6 +1,6 @@
 """A far-end simulator and fake clock for driving SipUserAgent with bytes.
 
-Imported by the other test_call*/test_useragent* files; its own tests check the harness.
+The SIP unit tests place calls through it; tests/unit/sip/test_sip_harness.py checks it.
 """
 
 from __future__ import annotations
@@ -295,18 +295,3 @@ class Harness:
         step += self.answer(**answer_kwargs)
         return step
 
-
-def test_harness_places_and_answers() -> None:
-    h = Harness()
-    step = h.answered_call()
-    assert step.kinds() == ["Trying", "Ringing", "Answered"]
-    assert len(step.requests("INVITE")) == 1 and len(step.requests("ACK")) == 1
-
-
-def test_harness_clock_fires_deadlines_in_order() -> None:
-    h = Harness()
-    h.place()
-    step = h.advance(2.0)
-    # Timer A on UDP: retransmissions at 0.5 and 1.5 s
-    assert len(step.requests("INVITE")) == 2
-    assert h.now == 2.0
