@@ -98,16 +98,8 @@ from gateway.sip.message import (
     new_tag,
     reason_phrase,
 )
-from gateway.sip.sdp import (
-    NegotiatedMedia,
-    SdpError,
-    SdpNegotiationError,
-    SdpParseError,
-    SessionDescription,
-    answer_offer,
-    build_offer,
-    negotiate_answer,
-)
+from gateway.sip.offer_answer import SdpNegotiationError, answer_offer, build_offer, negotiate_answer
+from gateway.sip.sdp import NegotiatedMedia, SdpError, SdpParseError, SessionDescription
 from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.timers import TimerConfig
 from gateway.sip.transaction import (
