@@ -82,7 +82,8 @@ from typing import ClassVar
 
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
 from gateway.sip.dialog import Address, Dialog, DialogError, Transport
-from gateway.sip.digest import DigestCredentials, DigestError, DigestSession
+from gateway.sip.digest import DigestCredentials, DigestSession
+from gateway.sip.digest_challenge import DigestError
 from gateway.sip.dtmf_info import parse_dtmf_info
 from gateway.sip.errors import SipError, SipHeaderError
 from gateway.sip.headers import Headers, NameAddr, canonical_name, parse_header_params, split_list

@@ -35,7 +35,8 @@ from gateway.sip.call import (
     UaStats,
 )
 from gateway.sip.dialog import Dialog, DialogError
-from gateway.sip.digest import DigestCredentials, DigestError, DigestSession
+from gateway.sip.digest import DigestCredentials, DigestSession
+from gateway.sip.digest_challenge import DigestError
 from gateway.sip.message import (
     SipRequest,
     SipResponse,

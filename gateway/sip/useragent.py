@@ -118,7 +118,8 @@ from gateway.sip.call import (
     UaStats,
     UaUsageError,
 )
-from gateway.sip.digest import DigestCredentials, DigestError
+from gateway.sip.digest import DigestCredentials
+from gateway.sip.digest_challenge import DigestError
 from gateway.sip.errors import SipError, SipFramingError, SipMessageTooLargeError, SipParseError
 from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
 from gateway.sip.message import (

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
-from gateway.sip.digest import DigestChallenge, compute_authorization, parse_auth_params
+from gateway.sip.digest import compute_authorization
+from gateway.sip.digest_challenge import DigestChallenge, parse_auth_params
 from gateway.sip.message import SipRequest, SipResponse
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import (
