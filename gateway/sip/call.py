@@ -85,7 +85,7 @@ from gateway.sip.dialog import Address, Dialog, DialogError, Transport
 from gateway.sip.digest import DigestCredentials, DigestSession
 from gateway.sip.digest_challenge import DigestError
 from gateway.sip.dtmf_info import parse_dtmf_info
-from gateway.sip.errors import SipError, SipHeaderError
+from gateway.sip.errors import SipError, SipHeaderError, answer_status
 from gateway.sip.headers import Headers, NameAddr, canonical_name, parse_header_params, split_list
 from gateway.sip.message import (
     SipMessage,
@@ -172,11 +172,6 @@ _RESERVED_HEADERS = frozenset(
     }
     | {"authorization", "proxy-authorization", "session-expires", "min-se"}
 )
-_WARNING_TEXT = {
-    302: "Incompatible transport protocol",
-    304: "Media type not available",
-    305: "Incompatible media format",
-}
 
 # Distinct To tags in provisional responses we keep early dialogs for (forking fan-out).
 MAX_EARLY_DIALOGS = 16
@@ -1289,11 +1284,18 @@ class OutboundCall:
     def _dispatch_request(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
         try:
             self._on_dialog_request(entry, request, now)
+        except (SipError, ValueError) as exc:
+            # A typed error names its answer (bad SDP 400, no audio in common 488, ...).
+            self._stats.bad_messages += 1
+            self._answer_unanswered(entry, request, answer_status(exc), now)
         finally:
             # Every request gets a final response, or its transaction (and the call) never ends.
-            unanswered = entry.tx.state in (TransactionState.TRYING, TransactionState.PROCEEDING)
-            if unanswered and self._server.get(entry.tx.key) is entry:
-                self._reply(entry, request, 500, now)
+            self._answer_unanswered(entry, request, 500, now)
+
+    def _answer_unanswered(self, entry: _ServerEntry, request: SipRequest, status: int, now: float) -> None:
+        unanswered = entry.tx.state in (TransactionState.TRYING, TransactionState.PROCEEDING)
+        if unanswered and self._server.get(entry.tx.key) is entry:
+            self._reply(entry, request, status, now)
 
     def _on_dialog_request(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
         method = request.method
@@ -1355,8 +1357,8 @@ class OutboundCall:
         """Checks shared by re-INVITE and UPDATE; (False, _) when a response was already sent."""
         try:
             offered = _session_expires(request)
-        except SipHeaderError:
-            self._reply(entry, request, 400, now, reason="Bad Session-Expires")
+        except SipHeaderError as exc:
+            self._reply(entry, request, exc.status, now, reason="Bad Session-Expires")
             return False, None
         if offered is not None and offered[0] < self._min_se:
             self._reply(entry, request, 422, now, headers=[("Min-SE", str(self._min_se))])
@@ -1370,13 +1372,9 @@ class OutboundCall:
         self, entry: _ServerEntry, request: SipRequest, sdp: bytes, now: float
     ) -> NegotiatedMedia | None:
         """Answer their offer with our media; None when an error response was sent instead."""
-        try:
-            offer = SessionDescription.parse(sdp)
-        except SdpParseError:
-            self._reply(entry, request, 400, now, reason="Malformed SDP")
-            return None
         media = self.params.local_media
         try:
+            offer = SessionDescription.parse(sdp)
             answer, negotiated = answer_offer(
                 offer,
                 media.address,
@@ -1388,17 +1386,22 @@ class OutboundCall:
                 telephone_events="0-16" if media.dtmf_payload_type is not None else "",
             )
         except SdpError as exc:
-            code = exc.warning_code if isinstance(exc, SdpNegotiationError) else None
-            headers = []
-            if code in _WARNING_TEXT:
-                headers.append(
-                    ("Warning", f'{code} {format_host(self._settings.local_host)} "{_WARNING_TEXT[code]}"')
-                )
-            self._reply(entry, request, 488, now, headers=headers)
+            self._refuse_offer(entry, request, exc, now)
             return None
         self._sdp_version += 1
         self._set_local_sdp(answer)
         return negotiated
+
+    def _refuse_offer(self, entry: _ServerEntry, request: SipRequest, error: SdpError, now: float) -> None:
+        """An offer we cannot answer gets the error's status: 400 for SDP that does not parse,
+        488 (with a Warning saying why) when we have no audio in common."""
+        reason = "Malformed SDP" if isinstance(error, SdpParseError) else None
+        headers = []
+        if isinstance(error, SdpNegotiationError):
+            warning = error.warning(format_host(self._settings.local_host))
+            if warning is not None:
+                headers.append(("Warning", warning))
+        self._reply(entry, request, error.status, now, reason=reason, headers=headers)
 
     def _set_local_sdp(self, sdp: SessionDescription) -> None:
         self._local_sdp = sdp

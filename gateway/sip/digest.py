@@ -9,7 +9,7 @@ Public API
 ----------
 Errors: those of ``gateway.sip.digest_challenge`` (``DigestError`` and its subclasses),
 plus ``AuthFailed(DigestError)`` -- the user agent must stop retrying (attributes
-``reason: AuthFailureReason`` and ``realm: str | None``).
+``reason: AuthFailureReason`` and ``realm: str | None``); ``status`` 403.
 
 Answers:
 
@@ -170,7 +170,10 @@ class AuthFailureReason(StrEnum):
 
 
 class AuthFailed(DigestError):
-    """Authentication cannot succeed; the call should end with ``auth_failed``."""
+    """Authentication cannot succeed; the call should end with ``auth_failed`` (403: retrying
+    with credentials will not help)."""
+
+    status = 403
 
     def __init__(self, reason: AuthFailureReason, message: str, realm: str | None = None) -> None:
         super().__init__(message)

@@ -6,14 +6,16 @@ state between requests. Header values in, values out; no network, no clock.
 
 Public API
 ----------
-Errors (every one carries ``hangup_cause == "auth_failed"``):
+Errors (``SipError`` subclasses, each with its ``status``; every one carries
+``hangup_cause == "auth_failed"``):
 
-- ``DigestError`` -- base class.
-- ``DigestParseError(DigestError)`` -- a challenge header value is malformed.
+- ``DigestError`` -- base class, ``status`` 500 (a value no header can carry,
+  a misuse such as a nonce count out of range).
+- ``DigestParseError(DigestError)`` -- a challenge header value is malformed; 400.
 - ``UnsupportedDigestAlgorithm(DigestError)`` -- ``algorithm=`` names an
-  algorithm this module cannot compute (attribute ``algorithm: str``).
+  algorithm this module cannot compute (attribute ``algorithm: str``); 400.
 - ``UnsupportedQop(DigestError)`` -- ``qop=`` offers neither ``auth`` nor
-  ``auth-int`` (attribute ``qop: tuple[str, ...]``).
+  ``auth-int`` (attribute ``qop: tuple[str, ...]``); 400.
 
 Header names:
 
@@ -57,6 +59,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Final, Literal, NamedTuple
 
+from gateway.sip.errors import SipError
+
 __all__ = [
     "PROXY_AUTH",
     "WWW_AUTH",
@@ -78,18 +82,26 @@ __all__ = [
 # --------------------------------------------------------------------------- errors
 
 
-class DigestError(Exception):
-    """Base class: a digest challenge that cannot be answered."""
+class DigestError(SipError):
+    """Base class: a digest challenge that cannot be answered.
 
+    Raised as such only for what we cannot put in a header or a misuse (500).
+    """
+
+    status = 500
     hangup_cause: ClassVar[str] = "auth_failed"
 
 
 class DigestParseError(DigestError):
-    """A challenge or credentials header value is not well formed."""
+    """A challenge or credentials header value is not well formed (400)."""
+
+    status = 400
 
 
 class UnsupportedDigestAlgorithm(DigestError):
-    """The challenge names an algorithm this module cannot compute."""
+    """The challenge names an algorithm this module cannot compute (400)."""
+
+    status = 400
 
     def __init__(self, algorithm: str) -> None:
         super().__init__(f"unsupported digest algorithm {algorithm!r}")
@@ -97,7 +109,9 @@ class UnsupportedDigestAlgorithm(DigestError):
 
 
 class UnsupportedQop(DigestError):
-    """The challenge offers a qop list without ``auth`` or ``auth-int``."""
+    """The challenge offers a qop list without ``auth`` or ``auth-int`` (400)."""
+
+    status = 400
 
     def __init__(self, qop: tuple[str, ...]) -> None:
         super().__init__(f"no supported qop in {list(qop)!r}")

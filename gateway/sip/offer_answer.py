@@ -6,10 +6,11 @@ session description model of ``gateway.sip.sdp``.
 Public API
 ----------
 - ``SdpNegotiationError(SdpError)`` -- offer and answer have no usable audio
-  stream in common; ``sip_status`` 488 with an RFC 3261 Warning code in
+  stream in common; ``status`` 488 with an RFC 3261 Warning code in
   ``warning_code``: 302 incompatible transport, 304 no audio stream, 305 no
   common codec (constants ``WARNING_INCOMPATIBLE_TRANSPORT``,
-  ``WARNING_MEDIA_TYPE_UNAVAILABLE``, ``WARNING_INCOMPATIBLE_FORMAT``).
+  ``WARNING_MEDIA_TYPE_UNAVAILABLE``, ``WARNING_INCOMPATIBLE_FORMAT``);
+  ``warning(host)`` is the Warning header value for the 488, or None.
 - ``build_offer(session_id, version, address, rtp_port, codecs=("PCMU", "PCMA"),
   dtmf_payload_type=101, ptime=20, direction="sendrecv", username="-")
   -> SessionDescription``: one ``RTP/AVP`` audio stream with the static
@@ -43,7 +44,7 @@ Public API
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Final
+from typing import Final
 
 from gateway.sip.sdp import (
     NULL_ADDRESS,
@@ -73,15 +74,26 @@ __all__ = [
 ]
 
 
-class SdpNegotiationError(SdpError):
-    """Offer and answer have no usable audio stream in common (SIP 488)."""
-
-    sip_status: ClassVar[int] = 488
-
-
 WARNING_INCOMPATIBLE_TRANSPORT: Final = 302
 WARNING_MEDIA_TYPE_UNAVAILABLE: Final = 304
 WARNING_INCOMPATIBLE_FORMAT: Final = 305
+# The warn-text of each code (RFC 3261 section 20.43).
+_WARNING_TEXT: Final = {
+    WARNING_INCOMPATIBLE_TRANSPORT: "Incompatible transport protocol",
+    WARNING_MEDIA_TYPE_UNAVAILABLE: "Media type not available",
+    WARNING_INCOMPATIBLE_FORMAT: "Incompatible media format",
+}
+
+
+class SdpNegotiationError(SdpError):
+    """Offer and answer have no usable audio stream in common (488, with a Warning code)."""
+
+    status = 488
+
+    def warning(self, host: str) -> str | None:
+        """The Warning header value for the 488 (RFC 3261 20.43), when the failure has a code."""
+        text = _WARNING_TEXT.get(self.warning_code) if self.warning_code is not None else None
+        return f'{self.warning_code} {host} "{text}"' if text is not None else None
 
 
 _OFFERABLE: Final[dict[str, RtpMap]] = {

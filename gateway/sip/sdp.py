@@ -5,14 +5,15 @@ is ``gateway.sip.offer_answer``.
 
 Public API
 ----------
-Errors:
+Errors (``SipError`` subclasses: ``status`` is the SIP status of the answer to a request
+whose SDP caused them; ``sip_status`` is the same value):
 
-- ``SdpError`` -- base class, ``sip_status`` 500 (a local misuse, e.g. an
+- ``SdpError`` -- base class, ``status`` 500 (a local misuse, e.g. an
   unknown codec name given to ``build_offer``), ``warning_code: int | None``.
-- ``SdpParseError(SdpError)`` -- the text is not SDP; ``sip_status`` 400,
+- ``SdpParseError(SdpError)`` -- the text is not SDP; ``status`` 400,
   ``line_number: int | None`` (1-based).
 - ``SdpNegotiationError(SdpError)`` (``gateway.sip.offer_answer``) -- no
-  usable audio stream; ``sip_status`` 488.
+  usable audio stream; ``status`` 488.
 
 Model (mutable dataclasses; ``parse`` and ``serialize`` round-trip):
 
@@ -56,8 +57,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import Final
 
+from gateway.sip.errors import SipError
 from media.negotiated import MediaDirection, NegotiatedMedia
 
 __all__ = [
@@ -82,20 +84,28 @@ __all__ = [
 # --------------------------------------------------------------------------- errors
 
 
-class SdpError(Exception):
-    """Base class for SDP problems; ``sip_status`` is the response to send for an offer."""
+class SdpError(SipError):
+    """Base class for SDP problems; ``status`` is the response to an offer that caused it.
 
-    sip_status: ClassVar[int] = 500
+    Raised as such only for a local misuse (500), such as a codec we cannot offer.
+    """
+
+    status = 500
 
     def __init__(self, message: str, *, warning_code: int | None = None) -> None:
         super().__init__(message)
         self.warning_code = warning_code
 
+    @property
+    def sip_status(self) -> int:
+        """The same as ``status`` (the name this module used first)."""
+        return self.status
+
 
 class SdpParseError(SdpError):
-    """The body is not a well-formed session description."""
+    """The body is not a well-formed session description (400)."""
 
-    sip_status: ClassVar[int] = 400
+    status = 400
 
     def __init__(self, message: str, line_number: int | None = None) -> None:
         where = f"line {line_number}: " if line_number is not None else ""

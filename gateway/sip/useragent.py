@@ -69,7 +69,8 @@ talking to us about one of our calls, so anything else it sends costs no parse.
     no To tag (out of dialog): untrusted -> dropped; trusted ->
         OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
         (a Request-URI that is not sip:/sips: -> 416)
-    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400) if
+    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400 for a
+        bad header, 488 for SDP without common audio, ...; see gateway.sip.errors) if
         trusted, else dropped
     a request that fails to parse (or is larger than max_message_size), from a trusted
         source, not ACK, its Via/From/To/Call-ID/CSeq still valid -> the error's status:
@@ -119,8 +120,13 @@ from gateway.sip.call import (
     UaUsageError,
 )
 from gateway.sip.digest import DigestCredentials
-from gateway.sip.digest_challenge import DigestError
-from gateway.sip.errors import SipError, SipFramingError, SipMessageTooLargeError, SipParseError
+from gateway.sip.errors import (
+    SipError,
+    SipFramingError,
+    SipMessageTooLargeError,
+    SipParseError,
+    answer_status,
+)
 from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
 from gateway.sip.message import (
     SalvagedRequest,
@@ -133,7 +139,6 @@ from gateway.sip.message import (
     salvage_request,
 )
 from gateway.sip.recovery import LegRelease
-from gateway.sip.sdp import SdpError
 from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.timers import TimerConfig
 
@@ -314,10 +319,11 @@ class SipUserAgent:
                     self._unmatched_request(message, source, transport, trusted)
             if ours and transport == "tcp" and call is not None:
                 self._tcp_peers.setdefault(call.call_ref, set()).add(_peer(source))
-        except (SipError, SdpError, DigestError, ValueError) as exc:
+        except (SipError, ValueError) as exc:
+            # Typed errors (SDP, digest, headers...) carry the status to answer with.
             self.stats.bad_messages += 1
             if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
-                self._reply(message, exc.status if isinstance(exc, SipError) else 400, source, transport)
+                self._reply(message, answer_status(exc), source, transport)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("sip message handling failed", extra={"call_id": call.call_ref if call else None})

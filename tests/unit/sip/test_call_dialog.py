@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from gateway.outcome import CallStatus, HangupCause, HangupSide
 from gateway.sip.message import SipRequest, make_cancel, make_request, new_branch
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import CallOutcome, DtmfReceived, Ended, MediaUpdated
+from tests.support.sip_errors import TYPED_ERROR_IDS, TYPED_ERRORS
 from tests.support.sip_harness import FAR, FAR_IP, T1, Harness, Step, answer_sdp
 
 
@@ -500,3 +501,22 @@ def test_a_failing_handler_still_answers_500(h: Harness, monkeypatch: pytest.Mon
     monkeypatch.undo()
     assert ended(h.feed(h.request("BYE", 2), source=FAR)).cause is HangupCause.REMOTE_HANGUP
     assert h.advance(64 * T1 + 1).kinds() == ["Released"]
+
+
+@pytest.mark.parametrize(("make_error", "status"), TYPED_ERRORS, ids=TYPED_ERROR_IDS)
+def test_a_handler_raising_a_typed_error_answers_with_its_status(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], Exception], status: int
+) -> None:
+    from gateway.sip.call import OutboundCall
+
+    h.answered_call()
+
+    def failing(self: OutboundCall, *args: object) -> None:
+        raise make_error()
+
+    monkeypatch.setitem(OutboundCall._REQUEST_HANDLERS, "INFO", failing)
+    step = h.feed(h.request("INFO", 1), source=FAR)
+    assert [r.status for r in step.responses()] == [status]  # once, by the call's transaction
+    assert step.events == [] and h.ua.stats.bad_messages == 1
+    monkeypatch.undo()
+    assert ended(h.feed(h.request("BYE", 2), source=FAR)).cause is HangupCause.REMOTE_HANGUP

@@ -228,6 +228,22 @@ def test_answer_structural_mismatch(answer: str, warning: int) -> None:
     assert info.value.sip_status == 488
 
 
+@pytest.mark.parametrize(
+    ("code", "warning"),
+    [
+        (302, '302 198.51.100.7 "Incompatible transport protocol"'),
+        (304, '304 198.51.100.7 "Media type not available"'),
+        (305, '305 198.51.100.7 "Incompatible media format"'),
+        (None, None),
+        (399, None),
+    ],
+)
+def test_negotiation_error_gives_its_warning(code: int | None, warning: str | None) -> None:
+    error = SdpNegotiationError("no audio in common", warning_code=code)
+    assert error.status == error.sip_status == 488
+    assert error.warning("198.51.100.7") == warning
+
+
 def test_answer_without_any_connection_address() -> None:
     with pytest.raises(SdpNegotiationError):
         negotiate_answer(OFFER, answer_sdp("m=audio 7078 RTP/AVP 0\n", connection=""))

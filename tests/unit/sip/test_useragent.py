@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +29,7 @@ from gateway.sip.useragent import (
     UaConfig,
     trust_nobody,
 )
+from tests.support.sip_errors import TYPED_ERROR_IDS, TYPED_ERRORS
 from tests.support.sip_harness import (
     FAR,
     LOCAL_HOST,
@@ -421,6 +422,22 @@ def test_errors_found_while_handling_use_their_status(h: Harness, monkeypatch: p
     monkeypatch.setattr(OutboundCall, "receive_request", misuse)
     [sent] = h.feed(h.request("INFO", 2), source=TRUNK).sent
     assert sent.response.status == 500
+
+
+
+@pytest.mark.parametrize(("make_error", "status"), TYPED_ERRORS, ids=TYPED_ERROR_IDS)
+def test_a_request_whose_handling_raises_a_typed_error_gets_its_status(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], Exception], status: int
+) -> None:
+    h.answered_call()
+
+    def failing(*args: object) -> bool:
+        raise make_error()
+
+    monkeypatch.setattr(OutboundCall, "receive_request", failing)
+    [sent] = h.feed(h.request("INFO", 2), source=TRUNK).sent
+    assert sent.response.status == status
+    assert h.ua.stats.bad_messages == 1 and h.ua.stats.internal_errors == 0
 
 
 # --------------------------------------------------------------------------- many calls
