@@ -22,7 +22,6 @@ from gateway.calls.trunks import TrunkGate
 from gateway.config import Settings, TrunkConfig
 from gateway.logs import call_id_var
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
-from gateway.sip.call import UaUsageError
 from gateway.sip.connections import TcpLimits
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import SipError
@@ -38,6 +37,7 @@ from gateway.sip.useragent import (
     OutboundCallParams,
     Released,
     UaConfig,
+    UaUsageError,
 )
 from media.clock import MediaClock
 from media.endpoint import MediaPortBusy

@@ -18,7 +18,7 @@ themselves. Hierarchy, with the module that defines each branch::
     +-- TransactionUsageError          API misuse of a transaction object (a bug in the caller; 500)
     +-- DialogError (dialog)           a message cannot create or address a dialog (400)
     +-- SnapshotError (snapshot)       a stored LegSnapshot cannot be read back (400)
-    +-- UaUsageError (call)            the user agent was asked for something it cannot do (400)
+    +-- UaUsageError (ua_events)       the user agent was asked for something it cannot do (400)
     +-- SdpError (sdp)                 SDP we cannot use; as such a local misuse (500)
     |   +-- SdpParseError              the body is not SDP (400)
     |   +-- SdpNegotiationError (offer_answer)  no audio in common (488, with a Warning code)

@@ -22,18 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
-from gateway.sip.call import (
-    Address,
-    CallEvent,
-    CallEventBody,
-    CallSettings,
-    Ended,
-    Released,
-    Transmit,
-    Transport,
-    UaOutput,
-    UaStats,
-)
 from gateway.sip.dialog import Dialog, DialogError
 from gateway.sip.digest import DigestCredentials, DigestSession
 from gateway.sip.digest_challenge import DigestError
@@ -55,6 +43,18 @@ from gateway.sip.transaction import (
     Timeout,
     TransportFailure,
     transaction_key_for_response,
+)
+from gateway.sip.ua_events import (
+    Address,
+    CallEvent,
+    CallEventBody,
+    CallSettings,
+    Ended,
+    Released,
+    Transmit,
+    Transport,
+    UaOutput,
+    UaStats,
 )
 from gateway.sip.uri import format_host
 

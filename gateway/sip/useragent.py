@@ -37,7 +37,7 @@ API
                                                        peer or heard from it (keep its connection)
         stats: UaStats
 
-Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
+Types and events are defined in ``gateway.sip.ua_events`` and re-exported here: ``LocalMedia``,
 ``OutboundCallParams``, ``CallOutcome``, ``Trying``, ``Ringing``, ``Answered``,
 ``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``LegUpdated``, ``CallEvent``, ``Transmit``,
 ``UaOutput``, ``UaStats``, ``UaUsageError``.
@@ -92,33 +92,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.outcome import HangupCause
-from gateway.sip.call import (
-    ACCEPT,
-    ALLOW,
-    KNOWN_UNSUPPORTED,
-    SUPPORTED,
-    Address,
-    Answered,
-    CallEvent,
-    CallEventBody,
-    CallOutcome,
-    CallSettings,
-    DtmfReceived,
-    Ended,
-    LegUpdated,
-    LocalMedia,
-    MediaUpdated,
-    OutboundCall,
-    OutboundCallParams,
-    Released,
-    Ringing,
-    Transmit,
-    Transport,
-    Trying,
-    UaOutput,
-    UaStats,
-    UaUsageError,
-)
 from gateway.sip.digest import DigestCredentials
 from gateway.sip.errors import (
     SipError,
@@ -138,9 +111,36 @@ from gateway.sip.message import (
     reason_phrase,
     salvage_request,
 )
+from gateway.sip.outbound_call import OutboundCall
 from gateway.sip.recovery import LegRelease
 from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.timers import TimerConfig
+from gateway.sip.ua_events import (
+    ACCEPT,
+    ALLOW,
+    KNOWN_UNSUPPORTED,
+    SUPPORTED,
+    Address,
+    Answered,
+    CallEvent,
+    CallEventBody,
+    CallOutcome,
+    CallSettings,
+    DtmfReceived,
+    Ended,
+    LegUpdated,
+    LocalMedia,
+    MediaUpdated,
+    OutboundCallParams,
+    Released,
+    Ringing,
+    Transmit,
+    Transport,
+    Trying,
+    UaOutput,
+    UaStats,
+    UaUsageError,
+)
 
 __all__ = [
     "Address",

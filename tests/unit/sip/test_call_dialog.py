@@ -486,14 +486,14 @@ def test_stuck_refresh_does_not_keep_an_ended_call(h: Harness) -> None:
 
 
 def test_a_failing_handler_still_answers_500(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.sip.call import OutboundCall
+    from gateway.sip.in_dialog import InDialogServer
 
     h.answered_call()
 
-    def broken(self: OutboundCall, *args: object) -> None:
+    def broken(self: InDialogServer, *args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setitem(OutboundCall._REQUEST_HANDLERS, "INFO", broken)
+    monkeypatch.setitem(InDialogServer._REQUEST_HANDLERS, "INFO", broken)
     [resp] = h.feed(h.request("INFO", 1), source=FAR).responses()
     assert resp.status == 500
     assert h.ua.stats.internal_errors == 1
@@ -507,14 +507,14 @@ def test_a_failing_handler_still_answers_500(h: Harness, monkeypatch: pytest.Mon
 def test_a_handler_raising_a_typed_error_answers_with_its_status(
     h: Harness, monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], Exception], status: int
 ) -> None:
-    from gateway.sip.call import OutboundCall
+    from gateway.sip.in_dialog import InDialogServer
 
     h.answered_call()
 
-    def failing(self: OutboundCall, *args: object) -> None:
+    def failing(self: InDialogServer, *args: object) -> None:
         raise make_error()
 
-    monkeypatch.setitem(OutboundCall._REQUEST_HANDLERS, "INFO", failing)
+    monkeypatch.setitem(InDialogServer._REQUEST_HANDLERS, "INFO", failing)
     step = h.feed(h.request("INFO", 1), source=FAR)
     assert [r.status for r in step.responses()] == [status]  # once, by the call's transaction
     assert step.events == [] and h.ua.stats.bad_messages == 1

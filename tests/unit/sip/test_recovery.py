@@ -170,7 +170,7 @@ def test_a_bye_from_the_far_end_meanwhile_is_answered() -> None:
 
 
 def test_release_refuses_a_call_ref_in_use() -> None:
-    from gateway.sip.call import UaUsageError
+    from gateway.sip.useragent import UaUsageError
 
     _, snapshot = _snapshots()
     new = Harness()

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gateway.outcome import HangupCause
 from gateway.sip import useragent
-from gateway.sip.call import OutboundCall
 from gateway.sip.errors import (
     SipContentLengthError,
     SipHeaderError,
@@ -18,6 +17,7 @@ from gateway.sip.errors import (
     TransactionUsageError,
 )
 from gateway.sip.message import SipRequest, SipResponse, make_request, new_branch, parse_message
+from gateway.sip.outbound_call import OutboundCall
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     Answered,
