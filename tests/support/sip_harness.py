@@ -20,14 +20,18 @@ from gateway.sip.message import (
     new_branch,
     parse_message,
 )
+from gateway.sip.sdp import SessionDescription
 from gateway.sip.timers import TimerConfig
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     CallEventBody,
+    CallOutcome,
+    Ended,
     LegSnapshot,
     LegUpdated,
     LocalMedia,
     OutboundCallParams,
+    Released,
     SipUserAgent,
     Transmit,
     UaConfig,
@@ -295,3 +299,29 @@ class Harness:
         step += self.answer(**answer_kwargs)
         return step
 
+
+# -- checks the tests share
+
+
+def ended(step: Step) -> CallOutcome:
+    outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
+    assert len(outcomes) == 1, step.events
+    return outcomes[0]
+
+
+def released_after(h: Harness, seconds: float = 40.0, prior: Step | None = None) -> None:
+    """Released comes (in ``prior`` or within ``seconds``), once, and the call is forgotten."""
+    step = h.advance(seconds)
+    events = (prior.events if prior else []) + step.events
+    assert sum(isinstance(e, Released) for e in events) == 1, events
+    assert not h.ua.has_call("call_1")
+    assert h.ua.next_deadline() is None
+
+
+def sdp_of(body: bytes) -> SessionDescription:
+    return SessionDescription.parse(body)
+
+
+def sdp_request(h: Harness, method: str, cseq: int, **sdp_kwargs: Any) -> tuple[Step, SipRequest]:
+    request = h.request(method, cseq, body=answer_sdp(**sdp_kwargs), content_type="application/sdp")
+    return h.feed(request, source=FAR), request
