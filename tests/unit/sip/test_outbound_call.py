@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
+from gateway.sip.call_state import CallPhase, CallPhaseError
 from gateway.sip.message import SipRequest, SipResponse
+from gateway.sip.outbound_call import OutboundCall
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import (
     Answered,
@@ -446,3 +448,45 @@ def test_early_dialogs_are_bounded(h: Harness) -> None:
     call = h.ua._calls["call_1"]
     assert len(call._early) == 16
     assert h.answer(to_tag="t39").kinds() == ["Answered"]  # a 2xx from any tag still confirms
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def test_the_phase_follows_the_call(h: Harness) -> None:
+    h.place()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall) and call.phase is CallPhase.CALLING
+    h.feed(h.respond(180))
+    assert call.phase is CallPhase.EARLY
+    h.answer()
+    assert call.phase is CallPhase.CONFIRMED
+    bye = h.hangup(HangupCause.API_HANGUP).one("BYE")
+    assert call.phase is CallPhase.CLOSING
+    h.feed(h.respond(200, request=bye))
+    assert call.phase is CallPhase.ENDED
+
+
+def test_a_cancelled_call_goes_through_cancelling(h: Harness) -> None:
+    h.place()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall)
+    h.feed(h.respond(183))
+    h.hangup(HangupCause.API_HANGUP)
+    assert call.phase is CallPhase.CANCELLING
+    h.feed(h.respond(487))
+    assert call.phase is CallPhase.ENDED
+
+
+def test_a_move_off_the_table_is_refused_and_contained(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.answered_call()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall)
+    with pytest.raises(CallPhaseError):
+        call._enter(CallPhase.EARLY)
+    assert call.phase is CallPhase.CONFIRMED
+    # A bug that tries such a move is an internal error of that call, not an answer to the peer.
+    monkeypatch.setattr(OutboundCall, "close", lambda self, outcome, now: self._enter(CallPhase.CALLING))
+    assert h.hangup(HangupCause.API_HANGUP).sent == []
+    assert h.ua.stats.internal_errors == 1
+    h.ua.stats.internal_errors = 0  # expected here

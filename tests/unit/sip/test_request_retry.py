@@ -7,8 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
-from gateway.sip.digest import compute_authorization
+from gateway.sip.digest import DigestSession, compute_authorization
 from gateway.sip.digest_challenge import DigestChallenge, parse_auth_params
+from gateway.sip.message import SipResponse, make_request, make_response
+from gateway.sip.request_retry import RetryPolicy
+from gateway.sip.session_timer import SessionTimer
 from gateway.sip.useragent import CallOutcome
 from tests.support.sip_harness import CREDENTIALS, TRUNK, Harness, ended
 
@@ -134,3 +137,65 @@ def test_refresh_challenged_is_retried_with_credentials(h: Harness) -> None:
     )
     retry = h.feed(challenge).one("INVITE")
     assert retry.cseq == (3, "INVITE") and (retry.header("Proxy-Authorization") or "").startswith("Digest ")
+
+
+# --------------------------------------------------------------------------- RetryPolicy itself
+
+
+def _challenge(status: int, nonce: str, *, method: str = "INVITE") -> SipResponse:
+    request = make_request(
+        method,
+        "sip:+14155552671@carrier.example.com",
+        from_="<sip:+12025551234@198.51.100.7>;tag=gw1",
+        to="<sip:+14155552671@carrier.example.com>",
+        call_id="c1@198.51.100.7",
+        cseq=1,
+        via="SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-rr-1",
+    )
+    headers = {
+        401: [("WWW-Authenticate", f'Digest realm="carrier", nonce="{nonce}"')],
+        407: [("Proxy-Authenticate", f'Digest realm="proxy", nonce="{nonce}"')],
+        422: [("Min-SE", nonce)],
+    }.get(status, [])
+    return make_response(request, status, headers=headers)
+
+
+def _policy(max_auth_attempts: int = 2) -> RetryPolicy:
+    digest = DigestSession(CREDENTIALS, max_attempts=5)
+    return RetryPolicy(digest, max_auth_attempts, SessionTimer(90, 90))
+
+
+def test_challenges_are_answered_up_to_the_limit_per_request() -> None:
+    policy = _policy(max_auth_attempts=2)
+    assert not policy.challenged and policy.credentials("INVITE", "sip:x", b"") == []
+    assert policy.retry(_challenge(401, "n1")) and policy.challenged
+    assert [name for name, _ in policy.credentials("INVITE", "sip:x", b"")] == ["Authorization"]
+    assert policy.retry(_challenge(407, "p1"))
+    assert not policy.retry(_challenge(401, "n2"))  # the third challenge of one request
+    policy.start()  # another request: its own count
+    assert not policy.challenged
+    assert policy.retry(_challenge(401, "n3"))
+
+
+def test_a_challenge_that_cannot_be_answered_is_final() -> None:
+    policy = _policy()
+    basic = _challenge(401, "n1")
+    basic.headers.set("WWW-Authenticate", 'Basic realm="carrier"')
+    assert not policy.retry(basic) and not policy.challenged
+    assert not RetryPolicy(None, 2).retry(_challenge(401, "n1"))  # no credentials at all
+
+
+def test_a_422_is_retried_once_per_request_and_only_for_an_invite() -> None:
+    policy = _policy()
+    assert not policy.retry(_challenge(422, "x"))  # no usable Min-SE
+    assert policy.retry(_challenge(422, "600"))
+    assert not policy.retry(_challenge(422, "900"))
+    policy.start()
+    assert not policy.retry(_challenge(422, "1200", method="BYE"))  # a BYE has no session interval
+    assert policy.retry(_challenge(422, "1200"))
+    assert not RetryPolicy(None, 2).retry(_challenge(422, "600"))  # no session timer to lengthen
+
+
+@pytest.mark.parametrize("status", [400, 403, 480, 486, 500, 603])
+def test_other_failures_are_final(status: int) -> None:
+    assert not _policy().retry(_challenge(status, ""))

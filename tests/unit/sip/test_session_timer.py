@@ -7,6 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from gateway.outcome import CallStatus, HangupCause, HangupSide
+from gateway.sip.errors import SipHeaderError
+from gateway.sip.message import SipRequest, SipResponse, make_request, make_response
+from gateway.sip.session_timer import (
+    DIALOG_GONE,
+    Agreement,
+    SessionTimer,
+    min_se,
+    option_tags,
+    session_expires,
+)
 from gateway.sip.useragent import CallOutcome, MediaUpdated
 from tests.support.sip_harness import FAR, T1, Harness, answer_sdp, ended, sdp_request
 
@@ -188,3 +198,125 @@ def test_stuck_refresh_does_not_keep_an_ended_call(h: Harness) -> None:
     assert ended(step).cause is HangupCause.REMOTE_HANGUP
     step = h.advance(64 * T1 + 1)
     assert step.kinds() == ["Released"] and step.requests("CANCEL") == []
+
+
+# --------------------------------------------------------------------------- SessionTimer itself
+
+
+def _request(*headers: tuple[str, str]) -> SipRequest:
+    return make_request(
+        "UPDATE",
+        "sip:gw@198.51.100.7:5060",
+        from_="<sip:+14155552671@carrier.example.com>;tag=callee1",
+        to="<sip:+12025551234@198.51.100.7>;tag=gw1",
+        call_id="c1@198.51.100.7",
+        cseq=5,
+        via="SIP/2.0/UDP 203.0.113.50:5070;branch=z9hG4bK-st-1",
+        headers=headers,
+    )
+
+
+def _response(status: int, *headers: tuple[str, str]) -> SipResponse:
+    return make_response(_request(), status, headers=list(headers))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("1800", (1800, None)),
+        ("1800;refresher=UAS", (1800, "uas")),
+        (" 90 ; refresher=uac", (90, "uac")),
+    ],
+)
+def test_session_expires_is_read(value: str | None, expected: tuple[int, str | None] | None) -> None:
+    headers = [("Session-Expires", value)] if value is not None else []
+    assert session_expires(_request(*headers)) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "-5", "12345678901", "١٢٠"])
+def test_malformed_session_expires_raises(value: str) -> None:
+    with pytest.raises(SipHeaderError) as info:
+        session_expires(_request(("Session-Expires", value)))
+    assert info.value.header == "Session-Expires" and info.value.status == 400
+
+
+@pytest.mark.parametrize(("value", "expected"), [("600", 600), ("0", None), ("x", None), (None, None)])
+def test_min_se_is_read_leniently(value: str | None, expected: int | None) -> None:
+    headers = [("Min-SE", value)] if value is not None else []
+    assert min_se(_response(422, *headers)) == expected
+
+
+def test_option_tags_span_every_header_of_that_name() -> None:
+    request = _request(("Supported", "Timer, 100rel"), ("Supported", "path"), ("Require", "timer"))
+    assert option_tags(request, "Supported") == {"timer", "100rel", "path"}
+    assert option_tags(request, "Require") == {"timer"}
+    assert option_tags(request, "Proxy-Require") == set()
+
+
+@pytest.mark.parametrize(
+    ("session_expires_", "min_se_", "headers"),
+    [
+        (1800, 90, [("Session-Expires", "1800;refresher=uac"), ("Min-SE", "90")]),
+        (60, 90, [("Session-Expires", "90;refresher=uac"), ("Min-SE", "90")]),  # never below our Min-SE
+        (0, 90, []),
+    ],
+)
+def test_invite_headers(session_expires_: int, min_se_: int, headers: list[tuple[str, str]]) -> None:
+    assert SessionTimer(session_expires_, min_se_).invite_headers() == headers
+
+
+def test_a_422_lengthens_the_invite_then_the_refresh() -> None:
+    timer = SessionTimer(90, 90)
+    assert not timer.interval_too_small(_response(422))  # no Min-SE: nothing to retry with
+    assert timer.interval_too_small(_response(422, ("Min-SE", "600")))
+    assert timer.min_se == 600
+    assert timer.invite_headers() == [("Session-Expires", "600;refresher=uac"), ("Min-SE", "600")]
+    timer.on_answer(_response(200, ("Session-Expires", "600;refresher=uac")))
+    assert timer.interval_too_small(_response(422, ("Min-SE", "900")))
+    assert timer.agreed == Agreement(900, True)
+    assert timer.refresh_headers() == [("Session-Expires", "900;refresher=uac"), ("Min-SE", "900")]
+
+
+@pytest.mark.parametrize(
+    ("header", "agreed"),
+    [
+        ("120;refresher=uac", Agreement(120, True)),
+        ("120", Agreement(120, True)),
+        ("120;refresher=uas", Agreement(120, False)),
+        ("never", None),
+        (None, None),
+    ],
+)
+def test_the_2xx_says_what_was_agreed(header: str | None, agreed: Agreement | None) -> None:
+    timer = SessionTimer(1800, 90)
+    timer.agreed = Agreement(1800, True)
+    timer.on_answer(_response(200, *([("Session-Expires", header)] if header is not None else [])))
+    assert timer.agreed == agreed
+
+
+def test_refresh_headers_never_ask_for_more_than_the_interval() -> None:
+    timer = SessionTimer(1800, 600)
+    timer.on_answer(_response(200, ("Session-Expires", "300")))
+    assert timer.refresh_headers() == [("Session-Expires", "300;refresher=uac"), ("Min-SE", "300")]
+
+
+def test_their_refresh_decides_who_refreshes() -> None:
+    timer = SessionTimer(1800, 90)
+    assert timer.on_peer_refresh(_request(), None) == [] and timer.agreed is None
+    request = _request(("Session-Expires", "200;refresher=uas"), ("Supported", "timer"))
+    headers = timer.on_peer_refresh(request, (200, "uas"))
+    assert headers == [("Session-Expires", "200;refresher=uas"), ("Require", "timer")]
+    assert timer.agreed == Agreement(200, True)
+    assert timer.on_peer_refresh(_request(), (300, None)) == [("Session-Expires", "300;refresher=uac")]
+    assert timer.agreed == Agreement(300, False)
+
+
+def test_deadlines() -> None:
+    timer = SessionTimer(1800, 90)
+    assert timer.deadlines(10.0) is None
+    timer.agreed = Agreement(120, True)
+    assert timer.deadlines(10.0) == (70.0, 98.0)  # half the interval; interval - 32
+    timer.agreed = Agreement(90, False)
+    assert timer.deadlines(10.0) == (None, 70.0)  # they refresh; interval - interval/3
+    assert DIALOG_GONE == {481, 408}
