@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -22,14 +22,6 @@ from tests.support.sip_harness import (
     sdp_of,
     sdp_request,
 )
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
 
 # --------------------------------------------------------------------------- re-INVITE
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
@@ -32,14 +30,6 @@ from tests.support.sip_harness import (
     ended,
     released_after,
 )
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
 
 # --------------------------------------------------------------------------- the INVITE
 

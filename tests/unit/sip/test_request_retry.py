@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
@@ -14,14 +12,6 @@ from gateway.sip.request_retry import RetryPolicy
 from gateway.sip.session_timer import SessionTimer
 from gateway.sip.useragent import CallOutcome
 from tests.support.sip_harness import CREDENTIALS, TRUNK, Harness, ended
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
 
 # --------------------------------------------------------------------------- through a call
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from gateway.outcome import CallStatus, HangupCause, HangupSide
@@ -19,14 +17,6 @@ from gateway.sip.session_timer import (
 )
 from gateway.sip.useragent import CallOutcome, MediaUpdated
 from tests.support.sip_harness import FAR, T1, Harness, answer_sdp, ended, sdp_request
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
 
 # --------------------------------------------------------------------------- through a call
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -41,13 +41,6 @@ from tests.support.sip_harness import (
     answer_sdp,
     make_params,
 )
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
 
 
 def outside_request(
