@@ -15,11 +15,14 @@ Request handling
     CLOSING (our BYE is out)      -> BYE 200 (crossing BYEs), anything else 481
     early dialog                  -> OPTIONS and INFO only (at most MAX_EARLY_DIALOGS); else 481
     Require we lack (not BYE)     -> 420 with Unsupported
-    BYE 200, Ended(completed, REMOTE_HANGUP) | OPTIONS 200 | INFO 200 (+ DtmfReceived)
+    BYE                           -> 200, Ended(completed, REMOTE_HANGUP, REMOTE)
+    OPTIONS                       -> 200 with Allow, Accept, Supported
+    INFO                          -> 200 (DtmfReceived when the body is a DTMF digit)
     re-INVITE / UPDATE            -> 491 while an offer of ours awaits its answer; a bad
                                      Session-Expires 400, one below our Min-SE 422, a body
-                                     that is not SDP 415, SDP we cannot use 400/488 (Warning)
-    REGISTER, REFER, ... -> 405 with Allow; unknown methods -> 501
+                                     that is not SDP 415, SDP we cannot use 400/488 (Warning);
+                                     else 200 (with our answer, or our offer in a re-INVITE's)
+    REGISTER, REFER, ...          -> 405 with Allow; unknown methods 501
 
 Choices where RFC 3261 leaves room
 ----------------------------------
@@ -171,10 +174,6 @@ class InDialogServer:
     def awaiting_ack(self) -> bool:
         """Our 2xx to their re-INVITE still waits for its ACK."""
         return self._pending_ack is not None
-
-    def offer_pending(self) -> bool:
-        """An offer of ours awaits its answer (RFC 3261 14.2 / RFC 6337: answer 491)."""
-        return self._call.refreshing or (self._pending_ack is not None and self._pending_ack.offer is not None)
 
     def stop_waiting_for_ack(self) -> None:
         """The call is closing or over: no 2xx of ours is retransmitted any more."""
@@ -364,6 +363,10 @@ class InDialogServer:
         if dtmf is not None:
             self._call.emit(DtmfReceived(dtmf.digit, dtmf.duration_ms))
 
+    def _offer_pending(self) -> bool:
+        """An offer of ours awaits its answer (RFC 3261 14.2 / RFC 6337: answer 491)."""
+        return self._call.refreshing or (self._pending_ack is not None and self._pending_ack.offer is not None)
+
     def _session_request_checks(
         self, entry: _ServerEntry, request: SipRequest, now: float
     ) -> tuple[bool, tuple[int, str | None] | None]:
@@ -402,7 +405,7 @@ class InDialogServer:
         self._reply(entry, request, error.status, now, reason=reason, headers=headers)
 
     def _on_reinvite(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
-        if self.offer_pending():
+        if self._offer_pending():
             self._reply(entry, request, 491, now)
             return
         ok, offered = self._session_request_checks(entry, request, now)
@@ -437,7 +440,7 @@ class InDialogServer:
 
     def _on_update(self, entry: _ServerEntry, request: SipRequest, now: float) -> None:
         sdp = sdp_body(request)
-        if sdp is not None and self.offer_pending():
+        if sdp is not None and self._offer_pending():
             self._reply(entry, request, 491, now)
             return
         ok, offered = self._session_request_checks(entry, request, now)

@@ -397,8 +397,7 @@ class OutboundCall:
         return self._settings.next_hop(dialog, self.params.destination, self.params.transport)
 
     def _maybe_release(self) -> None:
-        idle = not self._client and self._in_dialog.idle and not self._timers
-        if self.released or self._outcome is None or not idle:
+        if self.released or self._outcome is None or self._client or self._timers or not self._in_dialog.idle:
             return
         self.released = True
         self.emit(Released())

@@ -1,8 +1,9 @@
 """The user agent's API types: what it is given, what it says back, and what it supports.
 
-``SipUserAgent`` (``gateway.sip.useragent``) re-exports all of them; the rest of the gateway
-imports them from there. Values; ``CallSettings`` also writes our Via and finds a dialog's
-next hop, for every leg the user agent drives.
+``gateway.sip.useragent`` re-exports the API types and events, and the rest of the gateway
+imports them from there; ``CallSettings`` and the constants are for the legs the user agent
+drives (``OutboundCall``, ``LegRelease``). Values only, except that ``CallSettings`` also
+writes our Via and finds a dialog's next hop.
 
 * ``Address = tuple[str, int]``, ``Transport = Literal["udp", "tcp"]``.
 * ``LocalMedia(address, rtp_port, codecs=("PCMU", "PCMA"), dtmf_payload_type=101, ptime=20)``.
