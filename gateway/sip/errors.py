@@ -34,6 +34,10 @@ Error, 505 Version Not Supported, 513 Message Too Large. ``SipParseError.status`
 offending message was a request and enough of it was readable. ``answer_status(error)``
 gives the status for an error met while handling a request: its own, 400 for a bare
 ``ValueError`` (input the code below could not take).
+
+Not here on purpose: ``CallPhaseError`` (``call_state``) marks a bug in a call, not
+something a peer did, so it is no ``SipError``; the user agent counts it as an internal
+error.
 """
 
 from __future__ import annotations
