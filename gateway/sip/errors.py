@@ -1,6 +1,9 @@
-"""Typed errors raised by the SIP core.
+"""Typed errors raised by the SIP core, and the status each one is answered with.
 
-Hierarchy::
+Every error raised by ``gateway.sip`` is a ``SipError``. ``status`` is the response code
+a request that caused the error is answered with; the user agent (for a request outside
+a call) and the call (for a request in its dialog) send it, once, instead of deciding
+themselves. Hierarchy, with the module that defines each branch::
 
     SipError (status 400 unless a subclass says otherwise)
     +-- SipParseError(status=400, reason=..., header=None)   bad bytes on the wire
@@ -13,11 +16,28 @@ Hierarchy::
     |       +-- SipContentLengthError  missing, duplicated or invalid Content-Length
     |       +-- SipMessageTooLargeError  message exceeds the configured limit (status 513)
     +-- TransactionUsageError          API misuse of a transaction object (a bug in the caller; 500)
+    +-- DialogError (dialog)           a message cannot create or address a dialog (400)
+    +-- SnapshotError (snapshot)       a stored LegSnapshot cannot be read back (400)
+    +-- UaUsageError (ua_events)       the user agent was asked for something it cannot do (400)
+    +-- SdpError (sdp)                 SDP we cannot use; as such a local misuse (500)
+    |   +-- SdpParseError              the body is not SDP (400)
+    |   +-- SdpNegotiationError (offer_answer)  no audio in common (488, with a Warning code)
+    +-- DigestError (digest_challenge) a challenge we cannot answer; as such a misuse (500)
+        +-- DigestParseError           a malformed challenge (400)
+        +-- UnsupportedDigestAlgorithm an algorithm we cannot compute (400)
+        +-- UnsupportedQop             no qop we can use (400)
+        +-- AuthFailed (digest)        credentials will not help: stop retrying (403)
 
-``status`` is the response code an error maps to when a request caused it: 400
-Bad Request, 505 Version Not Supported, 513 Message Too Large. ``SipParseError.status``
-and ``.reason`` are suitable for a stateless error response (RFC 3261 8.2.2, 21.4.1)
-when the offending message was a request and enough of it was readable.
+``status`` 400 Bad Request, 403 Forbidden, 488 Not Acceptable Here, 500 Server Internal
+Error, 505 Version Not Supported, 513 Message Too Large. ``SipParseError.status`` and
+``.reason`` are suitable for a stateless error response (RFC 3261 8.2.2, 21.4.1) when the
+offending message was a request and enough of it was readable. ``answer_status(error)``
+gives the status for an error met while handling a request: its own, 400 for a bare
+``ValueError`` (input the code below could not take).
+
+Not here on purpose: ``CallPhaseError`` (``call_state``) marks a bug in a call, not
+something a peer did, so it is no ``SipError``; the user agent counts it as an internal
+error.
 """
 
 from __future__ import annotations
@@ -33,6 +53,7 @@ __all__ = [
     "SipUriError",
     "SipVersionError",
     "TransactionUsageError",
+    "answer_status",
 ]
 
 
@@ -107,3 +128,8 @@ class TransactionUsageError(SipError):
     """A transaction was driven in a way its state machine does not allow."""
 
     status = 500
+
+
+def answer_status(error: SipError | ValueError) -> int:
+    """The status a request is answered with when handling it raised ``error``."""
+    return error.status if isinstance(error, SipError) else 400

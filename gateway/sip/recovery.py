@@ -22,28 +22,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.outcome import CallOutcome, CallStatus, HangupCause, HangupSide
-from gateway.sip.call import (
-    Address,
-    CallEvent,
-    CallEventBody,
-    CallSettings,
-    Ended,
-    Released,
-    Transmit,
-    Transport,
-    UaOutput,
-    UaStats,
-)
 from gateway.sip.dialog import Dialog, DialogError
-from gateway.sip.digest import DigestCredentials, DigestError, DigestSession
+from gateway.sip.digest import DigestCredentials, DigestSession
 from gateway.sip.message import (
     SipRequest,
     SipResponse,
     make_ack,
     make_cancel,
     make_response,
-    new_branch,
 )
+from gateway.sip.request_retry import RetryPolicy
 from gateway.sip.snapshot import LegSnapshot
 from gateway.sip.transaction import (
     ClientKey,
@@ -55,7 +43,18 @@ from gateway.sip.transaction import (
     TransportFailure,
     transaction_key_for_response,
 )
-from gateway.sip.uri import format_host
+from gateway.sip.ua_events import (
+    Address,
+    CallEvent,
+    CallEventBody,
+    CallSettings,
+    Ended,
+    Released,
+    Transmit,
+    Transport,
+    UaOutput,
+    UaStats,
+)
 
 __all__ = ["LegRelease"]
 
@@ -64,7 +63,6 @@ class _Request:
     tx: NonInviteClientTransaction
     destination: Address
     transport: Transport
-    auth_retried: bool = False
 
 
 class LegRelease:
@@ -86,7 +84,8 @@ class LegRelease:
         self._settings = settings
         self._stats = stats
         self._outputs = outputs
-        self._digest = DigestSession(credentials, max_attempts=1) if credentials is not None else None
+        digest = DigestSession(credentials, max_attempts=1) if credentials is not None else None
+        self._retries = RetryPolicy(digest, max_auth_attempts=1)
         self._client: dict[ClientKey, _Request] = {}
         self._invite: SipRequest | None = None
         self._dialog: Dialog | None = None
@@ -164,29 +163,19 @@ class LegRelease:
         cancel = make_cancel(self._invite)
         self._send(cancel, snapshot.destination, snapshot.transport, now)
 
-    def _via(self, transport: Transport) -> str:
-        port = self._settings.port(transport)
-        host = format_host(self._settings.local_host)
-        return f"SIP/2.0/{transport.upper()} {host}:{port};branch={new_branch()};rport"
-
     def _hop(self, dialog: Dialog) -> tuple[Address, Transport]:
-        fallback = (self._snapshot.destination, self._snapshot.transport)
-        destination, transport = dialog.next_hop(self._snapshot.transport, fallback)
-        if self._settings.port(transport) is None:
-            transport = self._snapshot.transport
-        return destination, transport
+        return self._settings.next_hop(dialog, self._snapshot.destination, self._snapshot.transport)
 
-    def _send_bye(self, now: float, *, challenged: bool = False) -> None:
+    def _send_bye(self, now: float) -> None:
         dialog = self._dialog
         assert dialog is not None
         destination, transport = self._hop(dialog)
         headers = [("User-Agent", self._settings.user_agent)]
-        if challenged and self._digest is not None:
+        if self._retries.challenged:
             request_uri, _ = dialog.request_target()
-            headers.extend(self._digest.authorization_headers("BYE", str(request_uri), b""))
-        bye = dialog.new_request("BYE", via=self._via(transport), headers=headers)
-        entry = self._send(bye, destination, transport, now)
-        entry.auth_retried = challenged
+            headers.extend(self._retries.credentials("BYE", str(request_uri), b""))
+        bye = dialog.new_request("BYE", via=self._settings.via(transport), headers=headers)
+        self._send(bye, destination, transport, now)
 
     def _send(self, request: SipRequest, destination: Address, transport: Transport, now: float) -> _Request:
         tx = NonInviteClientTransaction(request, transport == "tcp", self._settings.timers, now)
@@ -211,23 +200,12 @@ class LegRelease:
         if response.status < 200:
             return
         method = entry.tx.request.method
-        if method == "BYE" and response.status in (401, 407) and not entry.auth_retried and self._challenge(response):
-            self._send_bye(now, challenged=True)
+        if method == "BYE" and self._retries.retry(response):  # one digest retry at most
+            self._send_bye(now)
             return
         if method == "BYE" or self._dialog is None:
             # The BYE completed; or the CANCEL did, and no 2xx made a dialog meanwhile.
             self._end(response.status, response.reason)
-
-    def _challenge(self, response: SipResponse) -> bool:
-        if self._digest is None:
-            return False
-        try:
-            self._digest.on_challenge(
-                www_authenticate=response.www_authenticate, proxy_authenticate=response.proxy_authenticate
-            )
-        except DigestError:
-            return False
-        return True
 
     def _invite_final(self, response: SipResponse, now: float) -> None:
         assert self._invite is not None
@@ -247,7 +225,7 @@ class LegRelease:
         except DialogError:
             return
         destination, transport = self._hop(dialog)
-        ack = bytes(dialog.ack(self._invite, via=self._via(transport)))
+        ack = bytes(dialog.ack(self._invite, via=self._settings.via(transport)))
         self._acks[tag] = ack
         self._transmit(ack, destination, transport)
         if self._dialog is None:

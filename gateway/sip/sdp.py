@@ -1,31 +1,32 @@
-"""Sans-I/O SDP (RFC 4566) with RFC 3264 offer/answer for a G.711 voice gateway.
+"""Sans-I/O SDP (RFC 4566): the session description model and its parser.
 
-Only text in, text out: nothing here opens sockets or reads clocks.
+Only text in, text out: nothing here opens sockets or reads clocks. Offer/answer (RFC 3264)
+is ``gateway.sip.offer_answer``.
 
 Public API
 ----------
-Errors:
+Errors (``SipError`` subclasses: ``status`` is the SIP status of the answer to a request
+whose SDP caused them; ``sip_status`` is the same value):
 
-- ``SdpError`` -- base class, ``sip_status`` 500 (a local misuse, e.g. an
+- ``SdpError`` -- base class, ``status`` 500 (a local misuse, e.g. an
   unknown codec name given to ``build_offer``), ``warning_code: int | None``.
-- ``SdpParseError(SdpError)`` -- the text is not SDP; ``sip_status`` 400,
+- ``SdpParseError(SdpError)`` -- the text is not SDP; ``status`` 400,
   ``line_number: int | None`` (1-based).
-- ``SdpNegotiationError(SdpError)`` -- no usable audio stream; ``sip_status``
-  488 with an RFC 3261 Warning code in ``warning_code``: 302 incompatible
-  transport, 304 no audio stream, 305 no common codec (constants
-  ``WARNING_INCOMPATIBLE_TRANSPORT``, ``WARNING_MEDIA_TYPE_UNAVAILABLE``,
-  ``WARNING_INCOMPATIBLE_FORMAT``).
+- ``SdpNegotiationError(SdpError)`` (``gateway.sip.offer_answer``) -- no
+  usable audio stream; ``status`` 488.
 
 Model (mutable dataclasses; ``parse`` and ``serialize`` round-trip):
 
 - ``MediaDirection`` (``StrEnum``: ``sendrecv``, ``sendonly``, ``recvonly``,
   ``inactive``) with ``sends``, ``receives``, ``reversed()``,
-  ``intersect(other)`` and ``from_flags(sends, receives)``.
+  ``intersect(other)`` and ``from_flags(sends, receives)``;
+  ``parse_direction(value)`` takes a name and raises ``SdpError`` for others.
 - ``Origin(username, session_id: int, session_version: int, address,
   nettype="IN", addrtype="IP4")`` for ``o=``.
 - ``Connection(address, addrtype="IP4", nettype="IN")`` for ``c=``;
-  ``host`` drops a multicast ``/ttl``; ``is_hold`` is true for
-  ``0.0.0.0`` / ``::`` (RFC 2543 hold).
+  ``Connection.for_address(address)`` (``address_type``: IP6 when the address
+  has a colon); ``host`` drops a multicast ``/ttl``; ``is_hold`` is true for
+  ``0.0.0.0`` (``NULL_ADDRESS``) / ``::`` (RFC 2543 hold).
 - ``Timing(start=0, stop=0, repeats=[])`` for ``t=`` and its ``r=`` lines.
 - ``Attribute(name, value=None)`` for ``a=name[:value]``.
 - ``RtpMap(payload_type, encoding, clock_rate, channels=None)`` with
@@ -48,51 +49,22 @@ Model (mutable dataclasses; ``parse`` and ``serialize`` round-trip):
   sendrecv); ``audio()`` / ``audio_index()`` for the first audio stream.
   Unknown attributes and unknown line types are preserved.
 
-Offer/answer:
-
-- ``build_offer(session_id, version, address, rtp_port, codecs=("PCMU", "PCMA"),
-  dtmf_payload_type=101, ptime=20, direction="sendrecv", username="-")
-  -> SessionDescription``: one ``RTP/AVP`` audio stream with the static
-  payload types in ``codecs`` order (PCMU, PCMA, G722, G729, GSM known),
-  ``telephone-event/8000`` with ``fmtp 0-16`` on ``dtmf_payload_type``
-  (omitted when None), ``a=ptime`` and the direction attribute; session and
-  origin address type IP6 when ``address`` contains a colon.
-- ``negotiate_answer(offer, answer) -> NegotiatedMedia`` for the answer to an
-  offer we sent (``offer`` is the SessionDescription we sent, normally from
-  ``build_offer``). The codec is the first voice format of the answer's
-  audio stream that we offered (static payload type or rtpmap name); the
-  answer's audio stream is the one at the index of our offer's.
-- ``answer_offer(offer, our_address, our_port, supported_codecs, session_id,
-  version, *, direction="sendrecv", ptime=20, username="-",
-  telephone_events="0-16", rtcp_mux=False) -> (SessionDescription,
-  NegotiatedMedia)`` for an offer from the far end (initial INVITE,
-  re-INVITE or UPDATE). The caller supplies ``version`` (previous + 1 for
-  a changed answer in the same session).
-- ``NegotiatedMedia`` (frozen): ``remote_address``, ``remote_port``,
-  ``remote_rtcp_port``, ``rtcp_mux``, ``codec`` (upper-case encoding name),
-  ``payload_type`` (the remote's number, to put on RTP we send),
-  ``local_payload_type`` (the number we declared), ``clock_rate``,
-  ``channels``, ``telephone_event_pt`` (remote's, or None),
-  ``local_telephone_event_pt``, ``ptime`` (remote's, else ours, else 20),
-  ``maxptime``, ``direction`` (ours: what *we* may do), ``remote_hold``
-  (the far end does not want our media: sendonly, inactive or
-  ``c=0.0.0.0``), ``rejected`` (port 0: no media flows; codec fields are
-  then nominal), ``media_index``; properties ``can_send``, ``can_receive``.
+``NegotiatedMedia``, what offer/answer agrees on, lives in ``media.negotiated`` with
+``MediaDirection``; both are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import ClassVar, Final
+from typing import Final
 
+from gateway.sip.errors import SipError
 from media.negotiated import MediaDirection, NegotiatedMedia
 
 __all__ = [
+    "NULL_ADDRESS",
     "STATIC_PAYLOAD_TYPES",
-    "WARNING_INCOMPATIBLE_FORMAT",
-    "WARNING_INCOMPATIBLE_TRANSPORT",
-    "WARNING_MEDIA_TYPE_UNAVAILABLE",
     "Attribute",
     "Connection",
     "MediaDescription",
@@ -101,33 +73,39 @@ __all__ = [
     "Origin",
     "RtpMap",
     "SdpError",
-    "SdpNegotiationError",
     "SdpParseError",
     "SessionDescription",
     "Timing",
-    "answer_offer",
-    "build_offer",
-    "negotiate_answer",
+    "address_type",
+    "parse_direction",
 ]
 
 
 # --------------------------------------------------------------------------- errors
 
 
-class SdpError(Exception):
-    """Base class for SDP problems; ``sip_status`` is the response to send for an offer."""
+class SdpError(SipError):
+    """Base class for SDP problems; ``status`` is the response to an offer that caused it.
 
-    sip_status: ClassVar[int] = 500
+    Raised as such only for a local misuse (500), such as a codec we cannot offer.
+    """
+
+    status = 500
 
     def __init__(self, message: str, *, warning_code: int | None = None) -> None:
         super().__init__(message)
         self.warning_code = warning_code
 
+    @property
+    def sip_status(self) -> int:
+        """The same as ``status`` (the name this module used first)."""
+        return self.status
+
 
 class SdpParseError(SdpError):
-    """The body is not a well-formed session description."""
+    """The body is not a well-formed session description (400)."""
 
-    sip_status: ClassVar[int] = 400
+    status = 400
 
     def __init__(self, message: str, line_number: int | None = None) -> None:
         where = f"line {line_number}: " if line_number is not None else ""
@@ -135,21 +113,11 @@ class SdpParseError(SdpError):
         self.line_number = line_number
 
 
-class SdpNegotiationError(SdpError):
-    """Offer and answer have no usable audio stream in common (SIP 488)."""
-
-    sip_status: ClassVar[int] = 488
-
-
-WARNING_INCOMPATIBLE_TRANSPORT: Final = 302
-WARNING_MEDIA_TYPE_UNAVAILABLE: Final = 304
-WARNING_INCOMPATIBLE_FORMAT: Final = 305
-
-
 # --------------------------------------------------------------------------- small types
 
 
-def _direction(value: MediaDirection | str) -> MediaDirection:
+def parse_direction(value: MediaDirection | str) -> MediaDirection:
+    """A direction given by name; SdpError for anything else."""
     try:
         return MediaDirection(value)
     except ValueError:
@@ -157,8 +125,8 @@ def _direction(value: MediaDirection | str) -> MediaDirection:
 
 
 _DIRECTIONS: Final = frozenset(d.value for d in MediaDirection)
-_NULL_IPV4: Final = "0.0.0.0"  # noqa: S104 -- the RFC 2543 hold address; nothing binds to it
-_HOLD_ADDRESSES: Final = frozenset({_NULL_IPV4, "::"})
+NULL_ADDRESS: Final = "0.0.0.0"  # noqa: S104 -- the RFC 2543 hold address; nothing binds to it
+_HOLD_ADDRESSES: Final = frozenset({NULL_ADDRESS, "::"})
 
 
 @dataclass(slots=True)
@@ -185,7 +153,7 @@ class Connection:
 
     @classmethod
     def for_address(cls, address: str) -> Connection:
-        return cls(address, _addrtype(address))
+        return cls(address, address_type(address))
 
     @property
     def host(self) -> str:
@@ -199,7 +167,7 @@ class Connection:
         return f"{self.nettype} {self.addrtype} {self.address}"
 
 
-def _addrtype(address: str) -> str:
+def address_type(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
@@ -280,12 +248,6 @@ STATIC_PAYLOAD_TYPES: Final[dict[int, RtpMap]] = {
         (18, "G729", 8000, None),
     )
 }
-_OFFERABLE: Final[dict[str, RtpMap]] = {
-    rm.encoding: rm for pt, rm in STATIC_PAYLOAD_TYPES.items() if pt in (0, 3, 8, 9, 18)
-}
-# Formats that ride along a voice codec rather than being one.
-_NOT_A_VOICE_CODEC: Final = frozenset({"telephone-event", "cn", "red", "ulpfec", "flexfec", "rtx"})
-_DEFAULT_PTIME: Final = 20
 
 
 # --------------------------------------------------------------------------- media section
@@ -386,7 +348,7 @@ class MediaDescription:
         return _direction_of(self.attributes)
 
     def set_direction(self, direction: MediaDirection | str) -> None:
-        wanted = _direction(direction)
+        wanted = parse_direction(direction)
         kept = [a for a in self.attributes if not (a.value is None and a.name.lower() in _DIRECTIONS)]
         self.attributes = [*kept, Attribute(wanted.value)]
 
@@ -523,7 +485,7 @@ class _Parser:
         origin: Origin | None = None
         version: int | None = None
         session_name: str | None = None
-        session = SessionDescription(origin=Origin("-", 0, 0, _NULL_IPV4), times=[])
+        session = SessionDescription(origin=Origin("-", 0, 0, NULL_ADDRESS), times=[])
         media: MediaDescription | None = None
         for number, line in self.lines:
             self.number = number
@@ -659,360 +621,3 @@ class _Parser:
             raise self.fail(f"{kind}= line inside a media section")
         else:
             media.extra_lines.append((kind, value))
-
-
-# --------------------------------------------------------------------------- offer
-
-
-def build_offer(
-    session_id: int,
-    version: int,
-    address: str,
-    rtp_port: int,
-    codecs: Sequence[str] = ("PCMU", "PCMA"),
-    dtmf_payload_type: int | None = 101,
-    ptime: int = _DEFAULT_PTIME,
-    direction: MediaDirection | str = MediaDirection.SENDRECV,
-    username: str = "-",
-) -> SessionDescription:
-    """A single-stream G.711 style audio offer (RFC 3264 section 5)."""
-    if not codecs:
-        raise SdpError("an offer needs at least one codec")
-    chosen: list[RtpMap] = []
-    for name in codecs:
-        rtpmap = _OFFERABLE.get(name.upper())
-        if rtpmap is None:
-            raise SdpError(f"cannot offer codec {name!r}; known: {sorted(_OFFERABLE)}")
-        chosen.append(rtpmap)
-    formats = [str(rm.payload_type) for rm in chosen]
-    attributes = [Attribute("rtpmap", str(rm)) for rm in chosen]
-    if dtmf_payload_type is not None:
-        if not 96 <= dtmf_payload_type <= 127:
-            raise SdpError(f"telephone-event needs a dynamic payload type, not {dtmf_payload_type}")
-        formats.append(str(dtmf_payload_type))
-        attributes.append(Attribute("rtpmap", f"{dtmf_payload_type} telephone-event/8000"))
-        attributes.append(Attribute("fmtp", f"{dtmf_payload_type} 0-16"))
-    attributes.append(Attribute("ptime", str(ptime)))
-    attributes.append(Attribute(_direction(direction).value))
-    return SessionDescription(
-        origin=Origin(username, session_id, version, address, addrtype=_addrtype(address)),
-        connection=Connection.for_address(address),
-        media=[MediaDescription("audio", rtp_port, "RTP/AVP", formats, attributes=attributes)],
-    )
-
-
-# --------------------------------------------------------------------------- negotiation
-
-
-def _voice_codecs(media: MediaDescription) -> list[RtpMap]:
-    out: list[RtpMap] = []
-    for pt in media.payload_types:
-        rtpmap = media.rtpmap(pt)
-        if rtpmap is not None and rtpmap.encoding.lower() not in _NOT_A_VOICE_CODEC:
-            out.append(RtpMap(pt, rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels))
-    return out
-
-
-def _telephone_event(media: MediaDescription, clock_rate: int) -> RtpMap | None:
-    # RFC 4733 section 7.1.1: events use the clock rate of the audio codec.
-    for pt in media.payload_types:
-        rtpmap = media.rtpmap(pt)
-        if (
-            rtpmap is not None
-            and rtpmap.encoding.lower() == "telephone-event"
-            and rtpmap.clock_rate == clock_rate
-        ):
-            return RtpMap(pt, rtpmap.encoding, rtpmap.clock_rate, rtpmap.channels)
-    return None
-
-
-def _effective_remote_direction(direction: MediaDirection, connection: Connection | None) -> MediaDirection:
-    # RFC 2543 hold: c=0.0.0.0 means "do not send to me" whatever the attribute says.
-    if connection is not None and connection.is_hold:
-        return MediaDirection.from_flags(direction.sends, False)
-    return direction
-
-
-def _rtcp_port(media: MediaDescription, mux: bool) -> int:
-    if mux:
-        return media.port
-    rtcp = media.rtcp
-    return rtcp[0] if rtcp is not None else media.port + 1
-
-
-def negotiate_answer(offer: SessionDescription, answer: SessionDescription) -> NegotiatedMedia:
-    """Read the far end's answer to ``offer`` (which we sent), RFC 3264 section 6."""
-    index = offer.audio_index()
-    if index is None:
-        raise SdpError("our offer has no audio stream")
-    ours = offer.media[index]
-    if index >= len(answer.media):
-        raise SdpNegotiationError(
-            f"answer has {len(answer.media)} media streams, offer had {len(offer.media)}",
-            warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE,
-        )
-    theirs = answer.media[index]
-    if theirs.media.lower() != "audio":
-        raise SdpNegotiationError(
-            f"answer stream {index} is {theirs.media!r}, not audio",
-            warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE,
-        )
-    rejected = theirs.port == 0
-    if not rejected and theirs.proto.upper() != ours.proto.upper():
-        raise SdpNegotiationError(
-            f"answer transport {theirs.proto!r} differs from offered {ours.proto!r}",
-            warning_code=WARNING_INCOMPATIBLE_TRANSPORT,
-        )
-
-    offered = _voice_codecs(ours)
-    if not offered:
-        raise SdpError("our offer has no voice codec")
-    pair: tuple[RtpMap, RtpMap] | None = None
-    for candidate in _voice_codecs(theirs):
-        mine = next((o for o in offered if o.matches(candidate)), None)
-        if mine is not None:
-            pair = (candidate, mine)
-            break
-    if pair is None:
-        if not rejected:
-            raise SdpNegotiationError(
-                "answer contains none of the offered codecs", warning_code=WARNING_INCOMPATIBLE_FORMAT
-            )
-        pair = (offered[0], offered[0])
-    remote_codec, local_codec = pair
-
-    local_te = _telephone_event(ours, local_codec.clock_rate)
-    remote_te = _telephone_event(theirs, remote_codec.clock_rate) if local_te is not None else None
-
-    connection = answer.media_connection(theirs)
-    if connection is None and not rejected:
-        raise SdpNegotiationError("answer has no connection address for audio")
-    our_direction = offer.media_direction(ours)
-    remote_direction = _effective_remote_direction(answer.media_direction(theirs), connection)
-    direction = MediaDirection.INACTIVE if rejected else our_direction.intersect(remote_direction.reversed())
-    mux = ours.rtcp_mux and theirs.rtcp_mux
-    return NegotiatedMedia(
-        remote_address=connection.host if connection is not None else _NULL_IPV4,
-        remote_port=theirs.port,
-        remote_rtcp_port=_rtcp_port(theirs, mux) if not rejected else 0,
-        rtcp_mux=mux,
-        codec=remote_codec.encoding.upper(),
-        payload_type=remote_codec.payload_type,
-        local_payload_type=local_codec.payload_type,
-        clock_rate=remote_codec.clock_rate,
-        channels=remote_codec.channels or 1,
-        telephone_event_pt=remote_te.payload_type if remote_te is not None else None,
-        local_telephone_event_pt=local_te.payload_type if local_te is not None else None,
-        ptime=theirs.ptime or ours.ptime or _DEFAULT_PTIME,
-        maxptime=theirs.maxptime,
-        direction=direction,
-        remote_hold=not rejected and our_direction.sends and not remote_direction.receives,
-        rejected=rejected,
-        media_index=index,
-    )
-
-
-def _parse_events(text: str) -> set[int]:
-    events: set[int] = set()
-    for item in text.replace(" ", "").split(","):
-        low, _, high = item.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            continue
-        start, stop = int(low), int(high or low)
-        if stop < start or stop > 255:
-            continue
-        events.update(range(start, stop + 1))
-    return events
-
-
-def _format_events(events: set[int]) -> str:
-    ranges: list[str] = []
-    ordered = sorted(events)
-    start = prev = ordered[0]
-    for event in [*ordered[1:], None]:
-        if event is not None and event == prev + 1:
-            prev = event
-            continue
-        ranges.append(str(start) if start == prev else f"{start}-{prev}")
-        if event is not None:
-            start = prev = event
-    return ",".join(ranges)
-
-
-def _supported(name: str, candidate: RtpMap) -> bool:
-    known = _OFFERABLE.get(name.upper())
-    if known is not None:
-        return known.matches(candidate)
-    return name.lower() == candidate.encoding.lower()
-
-
-def _acceptable_proto(proto: str) -> bool:
-    # Plain RTP only: no SRTP. AVPF offers are answered in kind; feedback is simply not sent.
-    return proto.upper() in ("RTP/AVP", "RTP/AVPF")
-
-
-def answer_offer(
-    offer: SessionDescription,
-    our_address: str,
-    our_port: int,
-    supported_codecs: Sequence[str],
-    session_id: int,
-    version: int,
-    *,
-    direction: MediaDirection | str = MediaDirection.SENDRECV,
-    ptime: int = _DEFAULT_PTIME,
-    username: str = "-",
-    telephone_events: str = "0-16",
-    rtcp_mux: bool = False,
-) -> tuple[SessionDescription, NegotiatedMedia]:
-    """Answer an offer from the far end (RFC 3264 section 6).
-
-    The first audio stream with a codec in ``supported_codecs`` is accepted
-    with that single codec (their order of preference, their payload type
-    numbers) plus their ``telephone-event`` if any; every other stream is
-    refused with port 0. ``direction`` is what we want (e.g. ``sendonly`` to
-    hold them) and is narrowed by what they offered.
-    """
-    wanted = _direction(direction)
-    answer = SessionDescription(
-        origin=Origin(username, session_id, version, our_address, addrtype=_addrtype(our_address)),
-        connection=Connection.for_address(our_address),
-        times=[Timing(t.start, t.stop) for t in offer.times] or [Timing()],
-    )
-    our_events = _parse_events(telephone_events)
-    result: NegotiatedMedia | None = None
-    failure: SdpNegotiationError | None = None
-    disabled_audio: int | None = None
-
-    for index, theirs in enumerate(offer.media):
-        is_audio = theirs.media.lower() == "audio"
-        codec: RtpMap | None = None
-        if result is None and is_audio and theirs.port != 0:
-            if not _acceptable_proto(theirs.proto):
-                failure = failure or SdpNegotiationError(
-                    f"unsupported audio transport {theirs.proto!r}",
-                    warning_code=WARNING_INCOMPATIBLE_TRANSPORT,
-                )
-            else:
-                codec = next(
-                    (c for c in _voice_codecs(theirs) if any(_supported(n, c) for n in supported_codecs)),
-                    None,
-                )
-                if codec is None:
-                    failure = failure or SdpNegotiationError(
-                        "offer contains none of our codecs", warning_code=WARNING_INCOMPATIBLE_FORMAT
-                    )
-        if codec is None:
-            if is_audio and theirs.port == 0 and disabled_audio is None:
-                disabled_audio = index
-            answer.media.append(MediaDescription(theirs.media, 0, theirs.proto, list(theirs.formats)))
-            continue
-        media, result = _accept_stream(
-            offer, index, theirs, codec, our_port, wanted, ptime, our_events, rtcp_mux
-        )
-        answer.media.append(media)
-
-    if result is not None:
-        return answer, result
-    if failure is not None:
-        raise failure
-    if disabled_audio is not None:
-        return answer, _disabled_stream(offer, disabled_audio, supported_codecs)
-    raise SdpNegotiationError("offer has no audio stream", warning_code=WARNING_MEDIA_TYPE_UNAVAILABLE)
-
-
-def _accept_stream(
-    offer: SessionDescription,
-    index: int,
-    theirs: MediaDescription,
-    codec: RtpMap,
-    our_port: int,
-    wanted: MediaDirection,
-    ptime: int,
-    our_events: set[int],
-    rtcp_mux: bool,
-) -> tuple[MediaDescription, NegotiatedMedia]:
-    formats = [str(codec.payload_type)]
-    attributes = [Attribute("rtpmap", str(codec))]
-    codec_fmtp = theirs.fmtp(codec.payload_type)
-    if codec_fmtp:
-        attributes.append(Attribute("fmtp", f"{codec.payload_type} {codec_fmtp}"))
-
-    te = _telephone_event(theirs, codec.clock_rate)
-    if te is not None:
-        # RFC 4733 section 2.4.1: without fmtp the offerer supports events 0-15.
-        their_events = _parse_events(theirs.fmtp(te.payload_type) or "0-15")
-        common = their_events & our_events
-        if common:
-            formats.append(str(te.payload_type))
-            attributes.append(Attribute("rtpmap", str(te)))
-            attributes.append(Attribute("fmtp", f"{te.payload_type} {_format_events(common)}"))
-        else:
-            te = None
-
-    connection = offer.media_connection(theirs)
-    if connection is None:
-        raise SdpNegotiationError("offer has no connection address for audio")
-    their_direction = _effective_remote_direction(offer.media_direction(theirs), connection)
-    direction = wanted.intersect(their_direction.reversed())
-    mux = rtcp_mux and theirs.rtcp_mux
-
-    attributes.append(Attribute("ptime", str(ptime)))
-    if mux:
-        attributes.append(Attribute("rtcp-mux"))
-    attributes.append(Attribute(direction.value))
-    media = MediaDescription("audio", our_port, theirs.proto, formats, attributes=attributes)
-
-    negotiated = NegotiatedMedia(
-        remote_address=connection.host,
-        remote_port=theirs.port,
-        remote_rtcp_port=_rtcp_port(theirs, mux),
-        rtcp_mux=mux,
-        codec=codec.encoding.upper(),
-        payload_type=codec.payload_type,
-        local_payload_type=codec.payload_type,
-        clock_rate=codec.clock_rate,
-        channels=codec.channels or 1,
-        telephone_event_pt=te.payload_type if te is not None else None,
-        local_telephone_event_pt=te.payload_type if te is not None else None,
-        ptime=theirs.ptime or ptime,
-        maxptime=theirs.maxptime,
-        direction=direction,
-        remote_hold=not their_direction.receives,
-        rejected=False,
-        media_index=index,
-    )
-    return media, negotiated
-
-
-def _disabled_stream(
-    offer: SessionDescription, index: int, supported_codecs: Sequence[str]
-) -> NegotiatedMedia:
-    """The offerer set the audio port to 0: answer in kind, nothing flows (RFC 3264 section 8.2)."""
-    theirs = offer.media[index]
-    codecs = _voice_codecs(theirs) if theirs.is_rtp else []
-    codec = next((c for c in codecs if any(_supported(n, c) for n in supported_codecs)), None)
-    if codec is None:
-        codec = next((_OFFERABLE[n.upper()] for n in supported_codecs if n.upper() in _OFFERABLE), None)
-    if codec is None:
-        codec = STATIC_PAYLOAD_TYPES[0]
-    connection = offer.media_connection(theirs)
-    return NegotiatedMedia(
-        remote_address=connection.host if connection is not None else _NULL_IPV4,
-        remote_port=0,
-        remote_rtcp_port=0,
-        rtcp_mux=False,
-        codec=codec.encoding.upper(),
-        payload_type=codec.payload_type,
-        local_payload_type=codec.payload_type,
-        clock_rate=codec.clock_rate,
-        channels=codec.channels or 1,
-        telephone_event_pt=None,
-        local_telephone_event_pt=None,
-        ptime=theirs.ptime or _DEFAULT_PTIME,
-        maxptime=theirs.maxptime,
-        direction=MediaDirection.INACTIVE,
-        remote_hold=False,
-        rejected=True,
-        media_index=index,
-    )

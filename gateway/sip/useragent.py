@@ -37,7 +37,7 @@ API
                                                        peer or heard from it (keep its connection)
         stats: UaStats
 
-Types and events are defined in ``gateway.sip.call`` and re-exported here: ``LocalMedia``,
+Types and events are defined in ``gateway.sip.ua_events`` and re-exported here: ``LocalMedia``,
 ``OutboundCallParams``, ``CallOutcome``, ``Trying``, ``Ringing``, ``Answered``,
 ``MediaUpdated``, ``DtmfReceived``, ``Ended``, ``Released``, ``LegUpdated``, ``CallEvent``, ``Transmit``,
 ``UaOutput``, ``UaStats``, ``UaUsageError``.
@@ -69,7 +69,8 @@ talking to us about one of our calls, so anything else it sends costs no parse.
     no To tag (out of dialog): untrusted -> dropped; trusted ->
         OPTIONS 200 | INVITE 403 | CANCEL/BYE/INFO/UPDATE 481 | REGISTER... 405 | unknown 501
         (a Request-URI that is not sip:/sips: -> 416)
-    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400) if
+    not SIP -> counted, dropped; SIP we cannot act on -> its error's status (400 for a
+        bad header, 488 for SDP without common audio, ...; see gateway.sip.errors) if
         trusted, else dropped
     a request that fails to parse (or is larger than max_message_size), from a trusted
         source, not ACK, its Via/From/To/Call-ID/CSeq still valid -> the error's status:
@@ -91,7 +92,30 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gateway.outcome import HangupCause
-from gateway.sip.call import (
+from gateway.sip.digest import DigestCredentials
+from gateway.sip.errors import (
+    SipError,
+    SipFramingError,
+    SipMessageTooLargeError,
+    SipParseError,
+    answer_status,
+)
+from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
+from gateway.sip.message import (
+    SalvagedRequest,
+    SipRequest,
+    SipResponse,
+    make_response,
+    parse_message,
+    peek_call_id,
+    reason_phrase,
+    salvage_request,
+)
+from gateway.sip.outbound_call import OutboundCall
+from gateway.sip.recovery import LegRelease
+from gateway.sip.snapshot import LegSnapshot
+from gateway.sip.timers import TimerConfig
+from gateway.sip.ua_events import (
     ACCEPT,
     ALLOW,
     KNOWN_UNSUPPORTED,
@@ -107,7 +131,6 @@ from gateway.sip.call import (
     LegUpdated,
     LocalMedia,
     MediaUpdated,
-    OutboundCall,
     OutboundCallParams,
     Released,
     Ringing,
@@ -118,23 +141,6 @@ from gateway.sip.call import (
     UaStats,
     UaUsageError,
 )
-from gateway.sip.digest import DigestCredentials, DigestError
-from gateway.sip.errors import SipError, SipFramingError, SipMessageTooLargeError, SipParseError
-from gateway.sip.framing import DEFAULT_MAX_MESSAGE_SIZE
-from gateway.sip.message import (
-    SalvagedRequest,
-    SipRequest,
-    SipResponse,
-    make_response,
-    parse_message,
-    peek_call_id,
-    reason_phrase,
-    salvage_request,
-)
-from gateway.sip.recovery import LegRelease
-from gateway.sip.sdp import SdpError
-from gateway.sip.snapshot import LegSnapshot
-from gateway.sip.timers import TimerConfig
 
 __all__ = [
     "Address",
@@ -313,10 +319,11 @@ class SipUserAgent:
                     self._unmatched_request(message, source, transport, trusted)
             if ours and transport == "tcp" and call is not None:
                 self._tcp_peers.setdefault(call.call_ref, set()).add(_peer(source))
-        except (SipError, SdpError, DigestError, ValueError) as exc:
+        except (SipError, ValueError) as exc:
+            # Typed errors (SDP, digest, headers...) carry the status to answer with.
             self.stats.bad_messages += 1
             if isinstance(message, SipRequest) and message.method != "ACK" and trusted:
-                self._reply(message, exc.status if isinstance(exc, SipError) else 400, source, transport)
+                self._reply(message, answer_status(exc), source, transport)
         except Exception:
             self.stats.internal_errors += 1
             log.exception("sip message handling failed", extra={"call_id": call.call_ref if call else None})

@@ -9,7 +9,7 @@ import pytest
 from gateway.sip.message import SipRequest, make_response
 from gateway.sip.snapshot import LegSnapshot, SnapshotError
 from gateway.sip.useragent import Ended, Released
-from tests.unit.sip.test_call_harness import CREDENTIALS, FAR, TRUNK, Harness, Step, answer_sdp
+from tests.support.sip_harness import CREDENTIALS, FAR, TRUNK, Harness, Step, answer_sdp
 
 PROXY = "<sip:203.0.113.20:5060;lr>"
 
@@ -170,7 +170,7 @@ def test_a_bye_from_the_far_end_meanwhile_is_answered() -> None:
 
 
 def test_release_refuses_a_call_ref_in_use() -> None:
-    from gateway.sip.call import UaUsageError
+    from gateway.sip.useragent import UaUsageError
 
     _, snapshot = _snapshots()
     new = Harness()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from gateway.outcome import HangupCause
 from gateway.sip import useragent
-from gateway.sip.call import OutboundCall
 from gateway.sip.errors import (
     SipContentLengthError,
     SipHeaderError,
@@ -18,6 +17,7 @@ from gateway.sip.errors import (
     TransactionUsageError,
 )
 from gateway.sip.message import SipRequest, SipResponse, make_request, new_branch, parse_message
+from gateway.sip.outbound_call import OutboundCall
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     Answered,
@@ -29,7 +29,8 @@ from gateway.sip.useragent import (
     UaConfig,
     trust_nobody,
 )
-from tests.unit.sip.test_call_harness import (
+from tests.support.sip_errors import TYPED_ERROR_IDS, TYPED_ERRORS
+from tests.support.sip_harness import (
     FAR,
     LOCAL_HOST,
     SCANNER,
@@ -40,13 +41,6 @@ from tests.unit.sip.test_call_harness import (
     answer_sdp,
     make_params,
 )
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
 
 
 def outside_request(
@@ -421,6 +415,22 @@ def test_errors_found_while_handling_use_their_status(h: Harness, monkeypatch: p
     monkeypatch.setattr(OutboundCall, "receive_request", misuse)
     [sent] = h.feed(h.request("INFO", 2), source=TRUNK).sent
     assert sent.response.status == 500
+
+
+
+@pytest.mark.parametrize(("make_error", "status"), TYPED_ERRORS, ids=TYPED_ERROR_IDS)
+def test_a_request_whose_handling_raises_a_typed_error_gets_its_status(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], Exception], status: int
+) -> None:
+    h.answered_call()
+
+    def failing(*args: object) -> bool:
+        raise make_error()
+
+    monkeypatch.setattr(OutboundCall, "receive_request", failing)
+    [sent] = h.feed(h.request("INFO", 2), source=TRUNK).sent
+    assert sent.response.status == status
+    assert h.ua.stats.bad_messages == 1 and h.ua.stats.internal_errors == 0
 
 
 # --------------------------------------------------------------------------- many calls

@@ -1,6 +1,6 @@
 """A far-end simulator and fake clock for driving SipUserAgent with bytes.
 
-Imported by the other test_call*/test_useragent* files; its own tests check the harness.
+The SIP unit tests place calls through it; tests/unit/sip/test_sip_harness.py checks it.
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ from gateway.sip.message import (
     new_branch,
     parse_message,
 )
+from gateway.sip.sdp import SessionDescription
 from gateway.sip.timers import TimerConfig
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import (
     CallEventBody,
+    CallOutcome,
+    Ended,
     LegSnapshot,
     LegUpdated,
     LocalMedia,
     OutboundCallParams,
+    Released,
     SipUserAgent,
     Transmit,
     UaConfig,
@@ -296,17 +300,28 @@ class Harness:
         return step
 
 
-def test_harness_places_and_answers() -> None:
-    h = Harness()
-    step = h.answered_call()
-    assert step.kinds() == ["Trying", "Ringing", "Answered"]
-    assert len(step.requests("INVITE")) == 1 and len(step.requests("ACK")) == 1
+# -- checks the tests share
 
 
-def test_harness_clock_fires_deadlines_in_order() -> None:
-    h = Harness()
-    h.place()
-    step = h.advance(2.0)
-    # Timer A on UDP: retransmissions at 0.5 and 1.5 s
-    assert len(step.requests("INVITE")) == 2
-    assert h.now == 2.0
+def ended(step: Step) -> CallOutcome:
+    outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
+    assert len(outcomes) == 1, step.events
+    return outcomes[0]
+
+
+def released_after(h: Harness, seconds: float = 40.0, prior: Step | None = None) -> None:
+    """Released comes (in ``prior`` or within ``seconds``), once, and the call is forgotten."""
+    step = h.advance(seconds)
+    events = (prior.events if prior else []) + step.events
+    assert sum(isinstance(e, Released) for e in events) == 1, events
+    assert not h.ua.has_call("call_1")
+    assert h.ua.next_deadline() is None
+
+
+def sdp_of(body: bytes) -> SessionDescription:
+    return SessionDescription.parse(body)
+
+
+def sdp_request(h: Harness, method: str, cseq: int, **sdp_kwargs: Any) -> tuple[Step, SipRequest]:
+    request = h.request(method, cseq, body=answer_sdp(**sdp_kwargs), content_type="application/sdp")
+    return h.feed(request, source=FAR), request

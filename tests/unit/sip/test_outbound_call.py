@@ -1,26 +1,24 @@
-"""Placing a call: the INVITE, its responses, digest, CANCEL, forking and routing."""
+"""Placing a call (gateway.sip.outbound_call): the INVITE, its responses, BYE, CANCEL, forking and routing."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
 from gateway.outcome import HangupCause, HangupSide
-from gateway.sip.digest import DigestChallenge, compute_authorization, parse_auth_params
+from gateway.sip.call_state import CallPhase, CallPhaseError
 from gateway.sip.message import SipRequest, SipResponse
+from gateway.sip.outbound_call import OutboundCall
 from gateway.sip.sdp import MediaDirection, SessionDescription
 from gateway.sip.useragent import (
     Answered,
     CallOutcome,
-    Ended,
     LocalMedia,
     Released,
     Ringing,
     Trying,
     UaUsageError,
 )
-from tests.unit.sip.test_call_harness import (
+from tests.support.sip_harness import (
     CREDENTIALS,
     FAR,
     FAR_IP,
@@ -28,32 +26,10 @@ from tests.unit.sip.test_call_harness import (
     T1,
     TRUNK,
     Harness,
-    Step,
     answer_sdp,
+    ended,
+    released_after,
 )
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
-
-def ended(step: Step) -> CallOutcome:
-    outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
-    assert len(outcomes) == 1, step.events
-    return outcomes[0]
-
-
-def released_after(h: Harness, seconds: float = 40.0, prior: Step | None = None) -> None:
-    """Released comes (in ``prior`` or within ``seconds``), once, and the call is forgotten."""
-    step = h.advance(seconds)
-    events = (prior.events if prior else []) + step.events
-    assert sum(isinstance(e, Released) for e in events) == 1, events
-    assert not h.ua.has_call("call_1")
-    assert h.ua.next_deadline() is None
-
 
 # --------------------------------------------------------------------------- the INVITE
 
@@ -89,12 +65,6 @@ def test_invite_is_built_from_params(h: Harness) -> None:
     audio = offer.audio()
     assert audio is not None and audio.port == 20000 and audio.formats == ["0", "8", "101"]
     assert offer.origin.address == LOCAL_HOST and audio.ptime == 20
-
-
-def test_session_timer_disabled_leaves_headers_out(h: Harness) -> None:
-    invite = h.place(session_expires=0).one("INVITE")
-    assert invite.header("Session-Expires") is None and invite.header("Min-SE") is None
-    assert invite.header("Supported") == "timer"
 
 
 def test_tcp_invite_uses_tcp_and_is_not_retransmitted(h: Harness) -> None:
@@ -205,22 +175,6 @@ def test_2xx_without_usable_media_is_acked_then_byed(h: Harness, sdp: bytes | No
     )
 
 
-def test_remote_bye_ends_the_call_and_release_waits_for_timer_j(h: Harness) -> None:
-    h.answered_call()
-    bye = h.request("BYE", 1)
-    step = h.feed(bye, source=FAR)
-    [ok] = step.responses()
-    assert ok.status == 200 and step.sent[0].destination == FAR
-    assert ended(step) == CallOutcome(
-        "completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, None, None
-    )
-    assert h.ua.active_calls() == 0 and h.ua.has_call("call_1")
-    # a retransmitted BYE is absorbed by its transaction: same 200, no new event
-    again = h.feed(bye, source=FAR)
-    assert [r.status for r in again.responses()] == [200] and again.events == []
-    released_after(h, 64 * T1 + 1)
-
-
 def test_local_bye_reports_end_when_it_completes(h: Harness) -> None:
     h.answered_call()
     step = h.hangup(HangupCause.AGENT_HANGUP)
@@ -243,18 +197,6 @@ def test_local_bye_that_times_out_still_ends_the_call(h: Harness) -> None:
     assert ended(step).cause is HangupCause.API_HANGUP
     # Timer F and the INVITE's Timer M end together here: nothing lingers
     assert step.kinds()[-2:] == ["Ended", "Released"]
-
-
-def test_bye_challenged_is_retried_with_credentials(h: Harness) -> None:
-    h.place(credentials=CREDENTIALS)
-    h.answer()
-    bye = h.hangup(HangupCause.API_HANGUP).one("BYE")
-    challenge = h.respond(401, request=bye, headers=[("WWW-Authenticate", 'Digest realm="c", nonce="n9"')])
-    step = h.feed(challenge)
-    retry = step.one("BYE")
-    assert retry.cseq == (3, "BYE") and retry.header("Authorization") is not None
-    assert step.events == []
-    assert ended(h.feed(h.respond(200, request=retry))).cause is HangupCause.API_HANGUP
 
 
 # --------------------------------------------------------------------------- failures
@@ -318,93 +260,6 @@ def test_transport_error_fails_the_call(h: Harness) -> None:
         "failed", HangupCause.TRANSPORT_ERROR, HangupSide.REMOTE, 503, "Service Unavailable"
     )
     assert step.kinds() == ["Ended", "Released"]
-
-
-# --------------------------------------------------------------------------- digest
-
-
-def _check_authorization(value: str, challenge_header: str, method: str, uri: str, nc: int = 1) -> None:
-    scheme, params = parse_auth_params(value)
-    assert scheme == "Digest" and params["uri"] == uri
-    challenge = DigestChallenge.parse(challenge_header)
-    expected = compute_authorization(
-        challenge, CREDENTIALS, method, uri, cnonce=params.get("cnonce"), nc=int(params.get("nc", "1"), 16)
-    )
-    assert parse_auth_params(expected)[1]["response"] == params["response"]
-    assert int(params.get("nc", "1"), 16) == nc
-
-
-@pytest.mark.parametrize(
-    ("status", "challenge_name", "answer_name"),
-    [(401, "WWW-Authenticate", "Authorization"), (407, "Proxy-Authenticate", "Proxy-Authorization")],
-)
-def test_digest_challenge_is_answered(h: Harness, status: int, challenge_name: str, answer_name: str) -> None:
-    h.place(credentials=CREDENTIALS)
-    first = h.invite
-    assert first is not None
-    challenge = 'Digest realm="carrier", nonce="abc123", qop="auth", algorithm=MD5, opaque="xyz"'
-    step = h.feed(h.respond(status, headers=[(challenge_name, challenge)]))
-    assert step.events == []
-    retry = step.one("INVITE")
-    assert step.sent_to("INVITE").destination == TRUNK
-    h.invite = retry
-    assert retry.call_id == first.call_id and retry.from_tag == first.from_tag and retry.to_tag is None
-    assert retry.cseq == (2, "INVITE") and retry.via.branch != first.via.branch
-    assert retry.body == first.body
-    value = retry.header(answer_name)
-    assert value is not None
-    _check_authorization(value, challenge, "INVITE", str(first.uri))
-    assert parse_auth_params(value)[1]["opaque"] == "xyz"
-    step = h.answer()
-    assert step.kinds() == ["Answered"]
-    # the ACK for the 2xx carries the INVITE's credentials (RFC 3261 22.1)
-    assert step.one("ACK").header(answer_name) == value and step.one("ACK").cseq == (2, "ACK")
-
-
-def test_digest_retries_are_capped(h: Harness) -> None:
-    h.place(credentials=CREDENTIALS, max_auth_attempts=2)
-    for n in range(2):
-        challenge = f'Digest realm="carrier", nonce="nonce{n}"'
-        step = h.feed(h.respond(401, headers=[("WWW-Authenticate", challenge)]))
-        h.invite = step.one("INVITE")
-    step = h.feed(h.respond(401, headers=[("WWW-Authenticate", 'Digest realm="carrier", nonce="nonce9"')]))
-    assert step.requests("INVITE") == []
-    assert ended(step) == CallOutcome(
-        "failed", HangupCause.AUTH_FAILED, HangupSide.REMOTE, 401, "Unauthorized"
-    )
-
-
-def test_same_nonce_challenged_again_means_wrong_credentials(h: Harness) -> None:
-    h.place(credentials=CREDENTIALS, max_auth_attempts=3)
-    challenge = [("Proxy-Authenticate", 'Digest realm="carrier", nonce="same"')]
-    h.invite = h.feed(h.respond(407, headers=challenge)).one("INVITE")
-    step = h.feed(h.respond(407, headers=challenge))
-    assert step.requests("INVITE") == []
-    assert ended(step).cause is HangupCause.AUTH_FAILED
-
-
-def test_unusable_challenge_fails_auth(h: Harness) -> None:
-    h.place(credentials=CREDENTIALS)
-    step = h.feed(h.respond(401, headers=[("WWW-Authenticate", 'Basic realm="x"')]))
-    assert ended(step).cause is HangupCause.AUTH_FAILED
-
-
-# --------------------------------------------------------------------------- session timer negotiation at setup
-
-
-def test_422_is_retried_once_with_the_larger_min_se(h: Harness) -> None:
-    h.place(session_expires=90, min_se=90)
-    first = h.invite
-    assert first is not None
-    step = h.feed(h.respond(422, headers=[("Min-SE", "600")]))
-    retry = step.one("INVITE")
-    h.invite = retry
-    assert retry.cseq == (2, "INVITE") and retry.via.branch != first.via.branch
-    assert retry.header("Session-Expires") == "600;refresher=uac" and retry.header("Min-SE") == "600"
-    step = h.feed(h.respond(422, headers=[("Min-SE", "1200")]))
-    assert ended(step) == CallOutcome(
-        "failed", HangupCause.REJECTED, HangupSide.REMOTE, 422, "Session Interval Too Small"
-    )
 
 
 # --------------------------------------------------------------------------- CANCEL
@@ -583,3 +438,45 @@ def test_early_dialogs_are_bounded(h: Harness) -> None:
     call = h.ua._calls["call_1"]
     assert len(call._early) == 16
     assert h.answer(to_tag="t39").kinds() == ["Answered"]  # a 2xx from any tag still confirms
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def test_the_phase_follows_the_call(h: Harness) -> None:
+    h.place()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall) and call.phase is CallPhase.CALLING
+    h.feed(h.respond(180))
+    assert call.phase is CallPhase.EARLY
+    h.answer()
+    assert call.phase is CallPhase.CONFIRMED
+    bye = h.hangup(HangupCause.API_HANGUP).one("BYE")
+    assert call.phase is CallPhase.CLOSING
+    h.feed(h.respond(200, request=bye))
+    assert call.phase is CallPhase.ENDED
+
+
+def test_a_cancelled_call_goes_through_cancelling(h: Harness) -> None:
+    h.place()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall)
+    h.feed(h.respond(183))
+    h.hangup(HangupCause.API_HANGUP)
+    assert call.phase is CallPhase.CANCELLING
+    h.feed(h.respond(487))
+    assert call.phase is CallPhase.ENDED
+
+
+def test_a_move_off_the_table_is_refused_and_contained(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    h.answered_call()
+    call = h.ua._calls["call_1"]
+    assert isinstance(call, OutboundCall)
+    with pytest.raises(CallPhaseError):
+        call._enter(CallPhase.EARLY)
+    assert call.phase is CallPhase.CONFIRMED
+    # A bug that tries such a move is an internal error of that call, not an answer to the peer.
+    monkeypatch.setattr(OutboundCall, "close", lambda self, outcome, now: self._enter(CallPhase.CALLING))
+    assert h.hangup(HangupCause.API_HANGUP).sent == []
+    assert h.ua.stats.internal_errors == 1
+    h.ua.stats.internal_errors = 0  # expected here

@@ -1,40 +1,27 @@
-"""Within the dialog: re-INVITE, UPDATE, OPTIONS, INFO, glare, and RFC 4028 session timers."""
+"""The far end's requests within the dialog (gateway.sip.in_dialog): re-INVITE, UPDATE, OPTIONS, INFO, BYE, glare."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
 from gateway.outcome import CallStatus, HangupCause, HangupSide
-from gateway.sip.message import SipRequest, make_cancel, make_request, new_branch
-from gateway.sip.sdp import MediaDirection, SessionDescription
-from gateway.sip.useragent import CallOutcome, DtmfReceived, Ended, MediaUpdated
-from tests.unit.sip.test_call_harness import FAR, FAR_IP, T1, Harness, Step, answer_sdp
-
-
-@pytest.fixture
-def h() -> Iterator[Harness]:
-    harness = Harness()
-    yield harness
-    assert harness.ua.stats.internal_errors == 0
-
-
-def ended(step: Step) -> CallOutcome:
-    outcomes = [e.outcome for e in step.events if isinstance(e, Ended)]
-    assert len(outcomes) == 1, step.events
-    return outcomes[0]
-
-
-def sdp_of(body: bytes) -> SessionDescription:
-    return SessionDescription.parse(body)
-
-
-def sdp_request(h: Harness, method: str, cseq: int, **sdp_kwargs: Any) -> tuple[Step, SipRequest]:
-    request = h.request(method, cseq, body=answer_sdp(**sdp_kwargs), content_type="application/sdp")
-    return h.feed(request, source=FAR), request
-
+from gateway.sip.message import make_cancel, make_request, new_branch
+from gateway.sip.sdp import MediaDirection
+from gateway.sip.useragent import CallOutcome, DtmfReceived, MediaUpdated
+from tests.support.sip_errors import TYPED_ERROR_IDS, TYPED_ERRORS
+from tests.support.sip_harness import (
+    FAR,
+    FAR_IP,
+    T1,
+    Harness,
+    answer_sdp,
+    ended,
+    released_after,
+    sdp_of,
+    sdp_request,
+)
 
 # --------------------------------------------------------------------------- re-INVITE
 
@@ -252,6 +239,22 @@ def test_requests_after_the_end_get_481(h: Harness) -> None:
     assert resp.status == 481
 
 
+def test_remote_bye_ends_the_call_and_release_waits_for_timer_j(h: Harness) -> None:
+    h.answered_call()
+    bye = h.request("BYE", 1)
+    step = h.feed(bye, source=FAR)
+    [ok] = step.responses()
+    assert ok.status == 200 and step.sent[0].destination == FAR
+    assert ended(step) == CallOutcome(
+        "completed", HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, None, None
+    )
+    assert h.ua.active_calls() == 0 and h.ua.has_call("call_1")
+    # a retransmitted BYE is absorbed by its transaction: same 200, no new event
+    again = h.feed(bye, source=FAR)
+    assert [r.status for r in again.responses()] == [200] and again.events == []
+    released_after(h, 64 * T1 + 1)
+
+
 def test_crossing_byes(h: Harness) -> None:
     h.answered_call()
     bye = h.hangup(HangupCause.API_HANGUP).one("BYE")
@@ -271,169 +274,7 @@ def test_early_dialog_accepts_info_but_not_bye(h: Harness) -> None:
     assert [r.status for r in h.feed(h.request("BYE", 2), source=FAR).responses()] == [481]
 
 
-# --------------------------------------------------------------------------- session timers
-
-
-@pytest.mark.parametrize("session_expires", ["120;refresher=uac", "120"])
-def test_we_refresh_at_half_the_interval(h: Harness, session_expires: str) -> None:
-    h.answered_call(headers=[("Session-Expires", session_expires)])
-    assert h.invite is not None
-    assert h.advance(59.9).requests("INVITE") == []
-    refresh_sent = h.advance(0.1).sent_to("INVITE")
-    refresh = refresh_sent.request
-    assert refresh_sent.destination == FAR
-    assert refresh.cseq == (2, "INVITE") and refresh.to_tag == "callee1"
-    assert refresh.header("Session-Expires") == "120;refresher=uac" and refresh.header("Supported") == "timer"
-    assert refresh.body == h.invite.body  # same SDP, same o= version
-    assert refresh.header("Contact") is not None
-    ok = h.respond(200, request=refresh, sdp=answer_sdp(), headers=[("Session-Expires", "120;refresher=uac")])
-    step = h.feed(ok)
-    assert step.one("ACK").cseq == (2, "ACK") and step.events == []  # same media: no MediaUpdated
-    assert h.feed(ok).one("ACK").cseq == (2, "ACK")  # retransmitted 2xx: ACK again
-    assert h.advance(59.9).requests("INVITE") == []
-    assert h.advance(0.1).one("INVITE").cseq == (3, "INVITE")
-
-
-def test_no_refresh_from_them_expires_the_session(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uas")])
-    # BYE at interval - min(32, interval/3) = 88 s
-    assert h.advance(87.9).sent == []
-    bye = h.advance(0.1).one("BYE")
-    step = h.feed(h.respond(200, request=bye))
-    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.SESSION_EXPIRED, HangupSide.LOCAL, None, None
-    )
-
-
-def test_refresh_from_them_resets_the_expiry(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uas")])
-    h.advance(50)
-    request = h.request(
-        "UPDATE", 1, headers=[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")]
-    )
-    [ok] = h.feed(request, source=FAR).responses()
-    assert ok.header("Session-Expires") == "120;refresher=uac" and ok.header("Require") == "timer"
-    assert h.advance(87.9).sent == []  # 50 + 87.9 < 138
-    assert h.advance(0.1).one("BYE").cseq.method == "BYE"
-
-
-def test_their_reinvite_can_make_us_the_refresher(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uas")])
-    request = h.request(
-        "INVITE",
-        1,
-        body=answer_sdp(),
-        content_type="application/sdp",
-        headers=[("Session-Expires", "200;refresher=uas")],
-    )
-    [ok] = h.feed(request, source=FAR).responses()
-    assert ok.header("Session-Expires") == "200;refresher=uas" and ok.header("Require") is None
-    h.feed(h.request("ACK", 1), source=FAR)
-    assert h.advance(100).one("INVITE").header("Session-Expires") == "200;refresher=uac"
-
-
-def test_their_too_short_session_gets_422(h: Harness) -> None:
-    h.answered_call()
-    request = h.request("UPDATE", 1, headers=[("Session-Expires", "30")])
-    [resp] = h.feed(request, source=FAR).responses()
-    assert resp.status == 422 and resp.header("Min-SE") == "90"
-
-
-def test_malformed_session_expires_gets_400(h: Harness) -> None:
-    h.answered_call()
-    [resp] = h.feed(h.request("UPDATE", 1, headers=[("Session-Expires", "soon")]), source=FAR).responses()
-    assert resp.status == 400
-
-
-def test_2xx_without_session_expires_means_no_session_timer(h: Harness) -> None:
-    h.answered_call()
-    step = h.advance(4 * 3600)
-    assert step.sent == [] and step.events == []
-    assert h.ua.next_deadline() is None
-
-
-def test_422_to_our_refresh_retries_with_larger_interval(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    refresh = h.advance(60).one("INVITE")
-    step = h.feed(h.respond(422, request=refresh, headers=[("Min-SE", "300")]))
-    retry = step.one("INVITE")
-    assert retry.cseq == (3, "INVITE") and retry.header("Session-Expires") == "300;refresher=uac"
-    assert retry.header("Min-SE") == "300"
-
-
-@pytest.mark.parametrize("status", [481, 408])
-def test_refresh_answered_481_or_408_means_the_dialog_is_gone(h: Harness, status: int) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    refresh = h.advance(60).one("INVITE")
-    step = h.feed(h.respond(status, request=refresh))
-    assert step.requests("BYE") == []
-    outcome = ended(step)
-    assert (outcome.status, outcome.cause, outcome.side, outcome.sip_status) == (
-        "completed",
-        HangupCause.REMOTE_HANGUP,
-        HangupSide.REMOTE,
-        status,
-    )
-
-
-def test_refresh_that_times_out_ends_the_call(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "1800;refresher=uac")])
-    h.advance(900)
-    step = h.advance(64 * T1)
-    assert ended(step) == CallOutcome(CallStatus.COMPLETED, HangupCause.REMOTE_HANGUP, HangupSide.REMOTE, 408, "Request Timeout"
-    )
-    assert step.requests("BYE") == []
-
-
-def test_expiry_while_our_refresh_is_unanswered_sends_bye(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    h.advance(60)  # refresh sent, never answered
-    step = h.advance(28)  # expiry at 88 s comes before the refresh's Timer B (92 s)
-    bye = step.one("BYE")
-    step = h.feed(h.respond(200, request=bye))
-    assert ended(step).cause is HangupCause.SESSION_EXPIRED
-
-
-def test_other_refresh_failures_keep_the_call(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    refresh = h.advance(60).one("INVITE")
-    step = h.feed(h.respond(500, request=refresh))
-    assert step.one("ACK").cseq == (2, "ACK") and step.events == []
-    # the far end answered, so it is alive: the timer restarts, no BYE at the old expiry
-    step = h.advance(59.9)
-    assert step.requests("BYE") == [] and step.events == []
-    assert h.advance(0.1).one("INVITE").cseq == (3, "INVITE")
-
-
-def test_refresh_challenged_is_retried_with_credentials(h: Harness) -> None:
-    from tests.unit.sip.test_call_harness import CREDENTIALS
-
-    h.place(credentials=CREDENTIALS)
-    h.answer(headers=[("Session-Expires", "120;refresher=uac")])
-    refresh = h.advance(60).one("INVITE")
-    challenge = h.respond(
-        407, request=refresh, headers=[("Proxy-Authenticate", 'Digest realm="c", nonce="r1"')]
-    )
-    retry = h.feed(challenge).one("INVITE")
-    assert retry.cseq == (3, "INVITE") and (retry.header("Proxy-Authorization") or "").startswith("Digest ")
-
-
-def test_refresh_answer_with_new_media_is_reported(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    refresh = h.advance(60).one("INVITE")
-    ok = h.respond(200, request=refresh, sdp=answer_sdp(port=47000), headers=[("Session-Expires", "120")])
-    step = h.feed(ok)
-    [updated] = step.events
-    assert isinstance(updated, MediaUpdated) and updated.media.remote_port == 47000
-
-
-def test_their_reinvite_counts_as_a_refresh(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "120;refresher=uac")])
-    h.advance(59)
-    sdp_request(h, "INVITE", 1)
-    h.feed(h.request("ACK", 1), source=FAR)
-    # the session was refreshed at 59 s: our next refresh is due at 59 + 60 s
-    assert h.advance(59.9).requests("INVITE") == []
-    assert h.advance(0.1).one("INVITE").cseq == (2, "INVITE")
+# --------------------------------------------------------------------------- ACKs, transport errors, failing handlers
 
 
 def test_ack_reusing_the_reinvite_branch_is_accepted(h: Harness) -> None:
@@ -461,38 +302,15 @@ def test_identical_reinvite_is_not_news(h: Harness) -> None:
     assert [r.status for r in step.responses()] == [200] and step.events == []
 
 
-def test_refresh_stuck_after_a_provisional_is_cancelled(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "1800;refresher=uac")])
-    refresh = h.advance(900).one("INVITE")
-    h.feed(h.respond(100, request=refresh))
-    cancel_sent = h.advance(64 * T1).sent_to("CANCEL")
-    assert cancel_sent.destination == FAR and cancel_sent.request.cseq == (refresh.cseq.number, "CANCEL")
-    assert cancel_sent.request.header("Via") == refresh.header("Via")
-    step = h.feed(h.respond(487, request=refresh))
-    assert step.one("ACK").cseq.method == "ACK" and step.events == []  # the far end is alive: call kept
-    assert h.advance(899.9).requests("INVITE") == []
-    assert h.advance(0.1).one("INVITE").cseq.method == "INVITE"
-
-
-def test_stuck_refresh_does_not_keep_an_ended_call(h: Harness) -> None:
-    h.answered_call(headers=[("Session-Expires", "1800;refresher=uac")])
-    refresh = h.advance(900).one("INVITE")
-    h.feed(h.respond(180, request=refresh))
-    step = h.feed(h.request("BYE", 1), source=FAR)
-    assert ended(step).cause is HangupCause.REMOTE_HANGUP
-    step = h.advance(64 * T1 + 1)
-    assert step.kinds() == ["Released"] and step.requests("CANCEL") == []
-
-
 def test_a_failing_handler_still_answers_500(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    from gateway.sip.call import OutboundCall
+    from gateway.sip.in_dialog import InDialogServer
 
     h.answered_call()
 
-    def broken(self: OutboundCall, *args: object) -> None:
+    def broken(self: InDialogServer, *args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setitem(OutboundCall._REQUEST_HANDLERS, "INFO", broken)
+    monkeypatch.setitem(InDialogServer._REQUEST_HANDLERS, "INFO", broken)
     [resp] = h.feed(h.request("INFO", 1), source=FAR).responses()
     assert resp.status == 500
     assert h.ua.stats.internal_errors == 1
@@ -500,3 +318,22 @@ def test_a_failing_handler_still_answers_500(h: Harness, monkeypatch: pytest.Mon
     monkeypatch.undo()
     assert ended(h.feed(h.request("BYE", 2), source=FAR)).cause is HangupCause.REMOTE_HANGUP
     assert h.advance(64 * T1 + 1).kinds() == ["Released"]
+
+
+@pytest.mark.parametrize(("make_error", "status"), TYPED_ERRORS, ids=TYPED_ERROR_IDS)
+def test_a_handler_raising_a_typed_error_answers_with_its_status(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, make_error: Callable[[], Exception], status: int
+) -> None:
+    from gateway.sip.in_dialog import InDialogServer
+
+    h.answered_call()
+
+    def failing(self: InDialogServer, *args: object) -> None:
+        raise make_error()
+
+    monkeypatch.setitem(InDialogServer._REQUEST_HANDLERS, "INFO", failing)
+    step = h.feed(h.request("INFO", 1), source=FAR)
+    assert [r.status for r in step.responses()] == [status]  # once, by the call's transaction
+    assert step.events == [] and h.ua.stats.bad_messages == 1
+    monkeypatch.undo()
+    assert ended(h.feed(h.request("BYE", 2), source=FAR)).cause is HangupCause.REMOTE_HANGUP
