@@ -43,9 +43,9 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from gateway.config import AgentConfig
 from media import g711
 from media.agent.bridge import AgentBridge, _AgentSocket
+from media.agent.endpoint import AgentEndpoint
 from media.agent.orbit_voice import SUBPROTOCOL
 from media.clock import MediaClock
 from media.negotiated import MediaDirection, NegotiatedMedia
@@ -137,7 +137,7 @@ class Call:
         self.ssrc = 0x10000 + index
 
 
-async def _agent_socket(agent: AgentConfig) -> tuple[_AgentSocket, _NullStream, ServerProtocol]:
+async def _agent_socket(agent: AgentEndpoint) -> tuple[_AgentSocket, _NullStream, ServerProtocol]:
     """A websocket client connection opened against websockets' server protocol, in memory."""
     sock = _AgentSocket(
         parse_uri(agent.url),
@@ -162,7 +162,7 @@ async def _agent_socket(agent: AgentConfig) -> tuple[_AgentSocket, _NullStream, 
 
 
 async def build(n: int, workdir: Path, clock: MediaClock, resamplers: FrameResamplers) -> list[Call]:
-    agent = AgentConfig(id="bench", url="ws://127.0.0.1:9/agent", sample_rate=16000)
+    agent = AgentEndpoint(id="bench", url="ws://127.0.0.1:9/agent", sample_rate=16000)
     config = MediaConfig(local_address="127.0.0.1")
     calls = []
     for i in range(n):

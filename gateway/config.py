@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from gateway.numbers import PhoneNumber
+from media.agent.endpoint import AgentEndpoint
 
 ENV_PREFIX = "GATEWAY__"
 SHA256_KEY_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -215,6 +216,20 @@ class AgentConfig(_Section):
             # Twilio Media Streams is 8 kHz mu-law only; say so rather than resample silently.
             raise ValueError("protocol 'twilio' carries 8 kHz mu-law: set sample_rate to 8000")
         return self
+
+    def endpoint(self) -> AgentEndpoint:
+        """What the media plane's AgentBridge needs to reach this agent (on_failure stays here:
+        it is call control's policy)."""
+        return AgentEndpoint(
+            id=self.id,
+            url=self.url,
+            protocol=self.protocol,
+            sample_rate=self.sample_rate,
+            headers=self.headers,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            reconnect_attempts=self.reconnect_attempts,
+            stop_grace_seconds=self.stop_grace_seconds,
+        )
 
 
 class TrunkConfig(_Section):

@@ -6,7 +6,7 @@ The gateway is the websocket client. One bridge per call that has an
 
 Life cycle (driven by call control)::
 
-    bridge = AgentBridge(agent_config, call_id=..., account_id=..., from_=..., to=...,
+    bridge = AgentBridge(agent_endpoint, call_id=..., account_id=..., from_=..., to=...,
                          metadata=..., on_hangup_request=..., on_agent_lost=...)
     await bridge.connect()              # while the call rings; AgentUnavailable on failure
     bridge.start_media(answered_at)     # at answer: sends start, audio flows both ways
@@ -73,8 +73,7 @@ try:  # websockets' C masking, as its own frames use; its pure-Python twin other
 except ImportError:  # pragma: no cover
     from websockets.utils import apply_mask
 
-from gateway.config import AgentConfig
-from gateway.timeutil import utcnow
+from media.agent.endpoint import AgentEndpoint
 from media.agent.errors import FloodGuard
 from media.agent.events import (
     STOP_REASONS,
@@ -101,6 +100,7 @@ from media.agent.playout import PlayoutQueue
 from media.agent.summary import AgentSessionStats
 from media.agent.twilio import TwilioCodec
 from media.resample import FrameResampler, FrameResamplers
+from media.timeutil import utcnow
 
 __all__ = ["AgentBridge", "AgentUnavailable", "BridgeState"]
 
@@ -500,7 +500,7 @@ class AgentBridge:
 
     def __init__(
         self,
-        agent: AgentConfig,
+        agent: AgentEndpoint,
         *,
         call_id: str,
         account_id: str,

@@ -17,7 +17,7 @@ from tests.support.agents import (
     AgentPeer,
     AgentServer,
     MediaTick,
-    agent_config,
+    agent_endpoint,
     dominant_hz,
     rms,
     tone,
@@ -35,7 +35,7 @@ class Calls:
 
 def make_bridge(url: str, calls: Calls, resamplers: FrameResamplers | None = None, **cfg: Any) -> AgentBridge:
     return AgentBridge(
-        agent_config(url, **cfg),
+        agent_endpoint(url, **cfg),
         call_id="call_01HZX3Q9K6",
         account_id="acct_main",
         from_="+15551230000",

@@ -12,12 +12,12 @@ from typing import Any
 from media.agent.bridge import AgentBridge
 from media.g711 import ulaw_decode, ulaw_encode
 from tests.component.test_agent_bridge import Calls, until
-from tests.support.agents import AgentPeer, AgentServer, MediaTick, agent_config, dominant_hz, rms, tone
+from tests.support.agents import AgentPeer, AgentServer, MediaTick, agent_endpoint, dominant_hz, rms, tone
 
 
 def twilio_bridge(url: str, calls: Calls, **cfg: Any) -> AgentBridge:
     return AgentBridge(
-        agent_config(url, protocol="twilio", sample_rate=8000, **cfg),
+        agent_endpoint(url, protocol="twilio", sample_rate=8000, **cfg),
         call_id="call_01HZX3Q9K6",
         account_id="acct_main",
         from_="+15551230000",

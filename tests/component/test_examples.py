@@ -11,7 +11,7 @@ from pathlib import Path
 
 from media.agent.bridge import AgentBridge
 from tests.component.test_agent_bridge import Calls, until
-from tests.support.agents import MediaTick, agent_config, dominant_hz, free_port, rms, tone
+from tests.support.agents import MediaTick, agent_endpoint, dominant_hz, free_port, rms, tone
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -50,7 +50,7 @@ async def example(script: str) -> AsyncIterator[str]:
 
 def bridge_for(url: str, calls: Calls, **cfg: object) -> AgentBridge:
     return AgentBridge(
-        agent_config(url, **cfg),
+        agent_endpoint(url, **cfg),
         call_id="call_example",
         account_id="acct_main",
         from_="+15551230000",

@@ -30,16 +30,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.config import AgentConfig
+from media.agent.endpoint import AgentEndpoint
 from media.resample import FrameResamplers
 
 ORBIT = "orbit-voice.v1"
 
 
-def agent_config(url: str, **kw: Any) -> AgentConfig:
+def agent_endpoint(url: str, **kw: Any) -> AgentEndpoint:
     base: dict[str, Any] = {"id": "agt_test", "url": url, "connect_timeout_seconds": 2.0}
     base.update(kw)
-    return AgentConfig(**base)
+    return AgentEndpoint(**base)
 
 
 def free_port() -> int:
