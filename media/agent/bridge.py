@@ -15,16 +15,12 @@ Life cycle (driven by call control)::
     record["agent_summary"] = bridge.summary()
 
 Threading: everything runs on the event loop. ``on_caller_audio``,
-``next_frame`` and ``on_dtmf`` are synchronous and never wait: websocket
-frames are written straight to the transport through websockets' sans-I/O
-``ClientProtocol``. Measured on loopback with 50 connections, that costs about
-13 us of CPU per 20 ms frame against 23-26 us for ``await ws.send()`` from a
-writer task fed by a queue (asyncio or uvloop). Whole text and binary frames
-from the agent are parsed by the connection itself (2 us a frame against 7.7 us
-through websockets' parser); control frames, fragments and anything websockets
-must refuse still go through its protocol. When the agent does not read
-fast enough and about a second of audio sits unsent in the transport, caller
-frames are dropped and counted instead of piling up.
+``next_frame`` and ``on_dtmf`` are synchronous and never wait: frames are
+written straight to the transport by the agent's
+:class:`~media.agent.websocket.AgentSocket`, which also parses what the agent
+sends (:mod:`media.agent.frames`). When the agent does not read fast enough and
+about a second of audio sits unsent in the transport, caller frames are dropped
+and counted instead of piling up.
 
 Agent -> caller: audio of any length is queued at the agent's rate in a
 :class:`~media.agent.playout.PlayoutQueue` (bounded to ``max_playout_ms``);
@@ -51,30 +47,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import ssl
-import struct
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Literal, cast
+from typing import Any, Final, Literal
 
-from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
 from websockets.typing import Subprotocol
-from websockets.uri import WebSocketURI, parse_uri
-
-try:  # websockets' C masking, as its own frames use; its pure-Python twin otherwise
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover
-    from websockets.utils import apply_mask
+from websockets.uri import parse_uri
 
 from media.agent.endpoint import AgentEndpoint
-from media.agent.errors import FloodGuard
+from media.agent.errors import FloodGuard, LogLimiter
 from media.agent.events import (
     STOP_REASONS,
     AgentAudio,
@@ -95,10 +80,12 @@ from media.agent.events import (
     StopReason,
     Summary,
 )
+from media.agent.frames import Message
 from media.agent.orbit_voice import OrbitVoiceCodec
 from media.agent.playout import PlayoutQueue
 from media.agent.summary import AgentSessionStats
 from media.agent.twilio import TwilioCodec
+from media.agent.websocket import AgentSocket, SocketOptions
 from media.resample import FrameResampler, FrameResamplers
 from media.timeutil import utcnow
 
@@ -113,11 +100,6 @@ _FRAME_MS: Final = 20
 _BACKOFF_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
 _STABLE_S: Final = 30.0
 _MAX_PENDING_EVENTS: Final = 256
-_HEAD_SHORT: Final = struct.Struct("!BB")
-_HEAD_16: Final = struct.Struct("!BBH")
-_HEAD_64: Final = struct.Struct("!BBQ")
-_MASK_POOL_BYTES: Final = 4096
-_USER_AGENT: Final = "orbit-gateway"
 
 
 class AgentUnavailable(Exception):
@@ -130,369 +112,9 @@ class AgentUnavailable(Exception):
         self.detail = detail
 
 
-class _LogLimiter:
-    """At most ``burst`` lines, then one line per ``interval`` seconds with a suppressed count."""
-
-    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
-        self.burst = burst
-        self.interval = interval
-        self._count = 0
-        self._next = 0.0
-        self._suppressed = 0
-
-    def allow(self, now: float) -> tuple[bool, int]:
-        self._count += 1
-        if self._count <= self.burst or now >= self._next:
-            suppressed, self._suppressed = self._suppressed, 0
-            if self._count > self.burst:
-                self._next = now + self.interval
-            return True, suppressed
-        self._suppressed += 1
-        return False, 0
-
-
-def _parser_buffer(proto: ClientProtocol) -> int:
-    """Bytes waiting in the protocol's frame parser; -1 when that cannot be told."""
-    buffer = getattr(getattr(proto, "reader", None), "buffer", None)
-    return len(buffer) if isinstance(buffer, (bytes, bytearray)) else -1
-
-
-def _abort_result(task: asyncio.Task[_AgentSocket]) -> None:
+def _abort_result(task: asyncio.Task[AgentSocket]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().abort()
-
-
-MessageHandler = Callable[["_AgentSocket", "str | bytes | None"], None]
-ClosedHandler = Callable[["_AgentSocket"], None]
-
-
-class _AgentSocket(asyncio.Protocol):
-    """A websocket client connection: websockets' sans-I/O protocol on an asyncio transport.
-
-    Writes go straight to the transport (no task, no await). Whole messages are
-    handed to the attached handler; text that is not UTF-8 is handed over as None.
-    Messages that arrive before :meth:`attach` (right behind the handshake
-    response) are kept and replayed.
-    """
-
-    def __init__(
-        self,
-        uri: WebSocketURI,
-        *,
-        subprotocols: list[Subprotocol] | None,
-        headers: dict[str, str],
-        max_size: int,
-        ping_interval: float | None,
-        ping_timeout: float,
-        close_timeout: float,
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._proto = ClientProtocol(uri, subprotocols=subprotocols, max_size=max_size)
-        self._headers = headers
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self._transport: asyncio.Transport | None = None
-        self.opened: asyncio.Future[None] = self._loop.create_future()
-        self.closed: asyncio.Future[None] = self._loop.create_future()
-        self.opened_at = 0.0
-        self.closed_by_us = False
-        self.error: str | None = None
-        self.oversized = False
-        self._fragments: list[bytes] = []
-        self._fragment_text = False
-        self._on_message: MessageHandler | None = None
-        self._on_closed: ClosedHandler | None = None
-        self._early: list[str | bytes | None] = []
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._pong_handle: asyncio.TimerHandle | None = None
-        self._abort_handle: asyncio.TimerHandle | None = None
-        self._mask_pool = b""
-        self._mask_pos = 0
-        self._max_size = max_size
-        self._fast = False  # frames parsed by _receive_fast
-        self._rx = bytearray()  # its unparsed bytes: the start of a frame
-
-    # ------------------------------------------------------------------ state
-
-    @property
-    def is_open(self) -> bool:
-        return self._proto.state is State.OPEN and self._transport is not None
-
-    @property
-    def close_code(self) -> int | None:
-        """Close code the agent sent, if it sent a close frame."""
-        rcvd = self._proto.close_rcvd
-        return None if rcvd is None else int(rcvd.code)
-
-    @property
-    def close_reason(self) -> str:
-        rcvd = self._proto.close_rcvd
-        return "" if rcvd is None else rcvd.reason
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self._proto.subprotocol
-
-    def write_buffer_size(self) -> int:
-        t = self._transport
-        return 0 if t is None else t.get_write_buffer_size()
-
-    def attach(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
-        self._on_message = on_message
-        self._on_closed = on_closed
-        early, self._early = self._early, []
-        for msg in early:
-            on_message(self, msg)
-        if self.closed.done():
-            on_closed(self)
-
-    # ------------------------------------------------------------------ output
-
-    def send(self, frame: str | bytes) -> bool:
-        proto = self._proto
-        transport = self._transport
-        if proto.state is not State.OPEN or transport is None:
-            return False
-        if isinstance(frame, str):
-            proto.send_text(frame.encode("utf-8"))
-            for data in proto.data_to_send():
-                if data:
-                    transport.write(data)
-        else:
-            # Audio, 50 times a second per call: one unfragmented, masked binary frame
-            # (RFC 6455 5.2) written directly. The protocol object keeps no state for
-            # whole data frames, and compression is never negotiated.
-            transport.write(self._binary_frame(frame))
-        return True
-
-    def _binary_frame(self, payload: bytes) -> bytes:
-        n = len(payload)
-        if n < 126:
-            head = _HEAD_SHORT.pack(0x82, 0x80 | n)
-        elif n < 65536:
-            head = _HEAD_16.pack(0x82, 0x80 | 126, n)
-        else:
-            head = _HEAD_64.pack(0x82, 0x80 | 127, n)
-        pos = self._mask_pos
-        if pos + 4 > len(self._mask_pool):
-            self._mask_pool = os.urandom(_MASK_POOL_BYTES)  # masking keys from a strong source
-            pos = 0
-        mask = self._mask_pool[pos : pos + 4]
-        self._mask_pos = pos + 4
-        return b"".join((head, mask, apply_mask(payload, mask)))
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake; the TCP connection is aborted after close_timeout."""
-        self.closed_by_us = True
-        if self._proto.state is State.OPEN:
-            try:
-                self._proto.send_close(code, reason)
-            except Exception:  # an invalid code must not keep the socket open
-                self._proto.send_close(1011)
-            self._flush()
-        elif self._transport is not None and self._proto.state is State.CONNECTING:
-            self._transport.close()
-        if self._abort_handle is None and not self.closed.done():
-            self._abort_handle = self._loop.call_later(self._close_timeout, self.abort)
-
-    def abort(self) -> None:
-        if self._transport is not None and not self.closed.done():
-            self._transport.abort()
-
-    def _flush(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        for data in self._proto.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():
-                try:
-                    transport.write_eof()
-                except (OSError, RuntimeError):
-                    transport.close()
-            else:
-                transport.close()
-
-    # ------------------------------------------------------------------ asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses; both have the stream API.
-        transport = cast(asyncio.Transport, transport)
-        self._transport = transport
-        request = self._proto.connect()
-        if not any(k.lower() == "user-agent" for k in self._headers):
-            request.headers["User-Agent"] = _USER_AGENT
-        for key, value in self._headers.items():
-            request.headers[key] = value
-        self._proto.send_request(request)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        if self._fast:
-            self._receive_fast(data)
-        else:
-            self._receive(data)
-
-    def _receive_fast(self, data: bytes) -> None:
-        """Whole, unfragmented text and binary frames from the agent, parsed here (RFC 6455 5.2).
-
-        Everything else (control frames, fragments, reserved bits) goes to websockets'
-        protocol one whole frame at a time, so its parser always stands at a frame
-        boundary; what it must refuse (a masked frame, one over ``max_size``) goes to it
-        with the rest of the stream, which the connection does not survive.
-        """
-        rx = self._rx
-        if rx:
-            rx += data  # the rest of a frame that began in an earlier read
-            buf: bytes | bytearray = rx
-        else:
-            buf = data
-        n = len(buf)
-        pos = 0
-        while n - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            head = 2
-            if length >= 126:
-                head = 4 if length == 126 else 10
-                if n - pos < head:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + head], "big")
-            if b1 & 0x80 or length > self._max_size:
-                self._fast = False
-                self._rx = bytearray()
-                self._receive(bytes(buf[pos:]))
-                return
-            end = pos + head + length
-            if end > n:
-                break
-            if (b0 == 0x82 or b0 == 0x81) and not self._fragments and self._proto.state is State.OPEN:
-                self._deliver(b0 == 0x81, buf[pos + head : end])
-            else:
-                self._receive(bytes(buf[pos:end]))
-                if not self._fast:
-                    self._rx = bytearray()
-                    if end < n:
-                        self._receive(bytes(buf[end:]))
-                    return
-            pos = end
-        if buf is rx:
-            del rx[:pos]
-        elif pos < n:
-            self._rx = bytearray(buf[pos:])
-
-    def _receive(self, data: bytes) -> None:
-        """Bytes for websockets' protocol: the handshake response, then what the fast path hands over."""
-        proto = self._proto
-        proto.receive_data(data)
-        events = proto.events_received()
-        self._flush()  # pongs and close replies first
-        for event in events:
-            if isinstance(event, Response):
-                self._on_response()
-            elif isinstance(event, Frame):
-                self._on_frame(event)
-        if proto.parser_exc is not None and self.error is None:
-            self.error = f"{type(proto.parser_exc).__name__}: {proto.parser_exc}"
-            self.oversized = type(proto.parser_exc).__name__ == "PayloadTooBig"
-        self._flush()
-        if proto.close_expected() and self._abort_handle is None:
-            self._abort_handle = self._loop.call_later(self._close_timeout, self.abort)
-        # Frames are parsed here only while the protocol's parser holds no partial frame.
-        self._fast = proto.state is State.OPEN and not _parser_buffer(proto)
-
-    def eof_received(self) -> bool | None:
-        self._proto.receive_eof()
-        self._flush()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._proto.receive_eof()
-        if exc is not None and self.error is None:
-            self.error = f"{type(exc).__name__}: {exc}"
-        for handle in (self._ping_handle, self._pong_handle, self._abort_handle):
-            if handle is not None:
-                handle.cancel()
-        self._transport = None
-        if not self.opened.done():
-            err = self._proto.handshake_exc or ConnectionError(
-                self.error or "connection closed during handshake"
-            )
-            self.opened.set_exception(err)
-            self.opened.exception()  # retrieved: the opener reports it
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if self._on_closed is not None:
-            self._on_closed(self)
-
-    # ------------------------------------------------------------------ internals
-
-    def _on_response(self) -> None:
-        if self.opened.done():
-            return
-        exc = self._proto.handshake_exc
-        if exc is not None:
-            self.opened.set_exception(exc)
-            if self._transport is not None:
-                self._transport.close()
-            return
-        self.opened_at = time.monotonic()
-        self.opened.set_result(None)
-        if self._ping_interval:
-            self._ping_handle = self._loop.call_later(self._ping_interval, self._ping)
-
-    def _on_frame(self, frame: Frame) -> None:
-        op = frame.opcode
-        if op is Opcode.TEXT or op is Opcode.BINARY:
-            if frame.fin:
-                self._deliver(op is Opcode.TEXT, frame.data)
-            else:
-                self._fragment_text = op is Opcode.TEXT
-                self._fragments = [bytes(frame.data)]
-        elif op is Opcode.CONT:
-            self._fragments.append(bytes(frame.data))
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                self._deliver(self._fragment_text, data)
-        elif op is Opcode.PONG and self._pong_handle is not None:
-            self._pong_handle.cancel()
-            self._pong_handle = None
-            if self._ping_interval:
-                self._ping_handle = self._loop.call_later(self._ping_interval, self._ping)
-
-    def _deliver(self, text: bool, data: bytes | bytearray | memoryview) -> None:
-        msg: str | bytes | None
-        if text:
-            try:
-                msg = bytes(data).decode("utf-8")
-            except UnicodeDecodeError:
-                msg = None
-        else:
-            msg = bytes(data)
-        if self._on_message is None:
-            self._early.append(msg)
-            return
-        try:
-            self._on_message(self, msg)
-        except Exception:
-            log.exception("agent message handler failed")
-
-    def _ping(self) -> None:
-        self._ping_handle = None
-        if self._proto.state is not State.OPEN:
-            return
-        self._proto.send_ping(os.urandom(4))
-        self._flush()
-        self._pong_handle = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
-
-    def _ping_timed_out(self) -> None:
-        self._pong_handle = None
-        self.error = "keepalive ping timeout"
-        self.abort()
 
 
 class AgentBridge:
@@ -532,10 +154,13 @@ class AgentBridge:
         self._on_agent_lost = on_agent_lost
         self._send_dtmf = send_dtmf
         self._clock = clock
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
-        self._max_message_bytes = max_message_bytes
+        self._options = SocketOptions(
+            max_size=max_message_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
         self._ssl_context = ssl_context
 
         self._codec: AgentCodec = self._new_codec()
@@ -562,12 +187,12 @@ class AgentBridge:
         self._pending: deque[bytes | Dtmf] = deque(maxlen=max(1, reconnect_buffer_ms // _FRAME_MS))
         self._pending_out: list[GatewayEvent] = []
         self._flood = FloodGuard()
-        self._log_limit = _LogLimiter()
+        self._log_limit = LogLimiter()
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: BridgeState = "new"
-        self._sock: _AgentSocket | None = None
-        self._connect_task: asyncio.Task[_AgentSocket] | None = None
+        self._sock: AgentSocket | None = None
+        self._connect_task: asyncio.Task[AgentSocket] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._attempts_used = 0
         self._start_sent = False
@@ -656,7 +281,7 @@ class AgentBridge:
         self.stats.connect_ms = round((self._clock() - started) * 1000)
         self._install(sock)
 
-    async def _open_socket(self) -> _AgentSocket:
+    async def _open_socket(self) -> AgentSocket:
         cfg = self.agent
         loop = asyncio.get_running_loop()
         try:
@@ -667,18 +292,16 @@ class AgentBridge:
         if uri.secure:
             ssl_ctx = self._ssl_context or ssl.create_default_context()
         subprotocols = [Subprotocol(self._codec.subprotocol)] if self._codec.subprotocol else None
-        sock: _AgentSocket | None = None
+        sock: AgentSocket | None = None
 
-        def factory() -> _AgentSocket:
+        def factory() -> AgentSocket:
             nonlocal sock
-            sock = _AgentSocket(
+            sock = AgentSocket(
                 uri,
                 subprotocols=subprotocols,
                 headers=dict(cfg.headers),
-                max_size=self._max_message_bytes,
-                ping_interval=self._ping_interval,
-                ping_timeout=self._ping_timeout,
-                close_timeout=self._close_timeout,
+                options=self._options,
+                clock=self._clock,
             )
             return sock
 
@@ -723,7 +346,7 @@ class AgentBridge:
             return TwilioCodec(self.account_id, self.call_id)
         return OrbitVoiceCodec(self.agent.sample_rate)
 
-    def _install(self, sock: _AgentSocket) -> None:
+    def _install(self, sock: AgentSocket) -> None:
         self._sock = sock
         self._state = "open"
         if self.stats.connected_at is None:
@@ -757,7 +380,7 @@ class AgentBridge:
         if sock is not None and sock.is_open:
             self._begin_stream(sock)
 
-    def _begin_stream(self, sock: _AgentSocket) -> None:
+    def _begin_stream(self, sock: AgentSocket) -> None:
         if self.agent.protocol == "twilio":
             self._codec = self._new_codec()  # a new stream: new streamSid, numbering from 1
         codec = self._codec
@@ -918,7 +541,7 @@ class AgentBridge:
 
     # ------------------------------------------------------------------ agent -> gateway
 
-    def _on_message(self, sock: _AgentSocket, frame: str | bytes | None) -> None:
+    def _on_message(self, sock: AgentSocket, frame: Message) -> None:
         if sock is not self._sock:
             return
         if frame is None:
@@ -1035,7 +658,7 @@ class AgentBridge:
         self._start_sent = False
         self._pending_out = []
 
-    def _on_closed(self, sock: _AgentSocket) -> None:
+    def _on_closed(self, sock: AgentSocket) -> None:
         if sock is not self._sock:
             return
         self._detach()
@@ -1060,7 +683,7 @@ class AgentBridge:
             sock.close_reason,
             sock.error,
         )
-        if time.monotonic() - sock.opened_at >= _STABLE_S:
+        if self._clock() - sock.opened_at >= _STABLE_S:
             self._attempts_used = 0
         self._queue.reset()
         self._ready = None
