@@ -189,7 +189,7 @@ async def build(n: int, workdir: Path, clock: MediaClock, resamplers: FrameResam
         async def opened(sock: AgentSocket = sock) -> AgentSocket:
             return sock
 
-        bridge._open_socket = opened  # type: ignore[method-assign]
+        bridge._connector.open = opened  # type: ignore[method-assign]
         await bridge.connect()
         recorder = StereoRecorder(workdir / f"call-{i}.wav")
         session.add_sink(bridge)

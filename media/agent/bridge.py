@@ -40,24 +40,25 @@ the budget is restored once a connection has stayed up for 30 s), with
 ``start.reconnect = true``; meanwhile the last 2 s of caller audio and DTMF are
 kept and sent right after the new ``start``. When the budget is spent, or a
 flood of protocol violations closed the connection, ``on_agent_lost(reason)``
-is called and the bridge stays silent.
+is called and the bridge stays silent. Reaching the agent and the reconnect
+budget are :mod:`media.agent.connection`'s.
+
+Time: ``clock`` (monotonic seconds) dates the answer, the first agent audio,
+violations and how long a connection lasted; ``sleep`` waits out the reconnect
+backoff. Both default to the real ones; tests pass a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.typing import Subprotocol
-from websockets.uri import parse_uri
-
+from media.agent.connection import AgentConnector, AgentUnavailable
 from media.agent.endpoint import AgentEndpoint
 from media.agent.errors import FloodGuard, LogLimiter
 from media.agent.events import (
@@ -97,19 +98,7 @@ BridgeState = Literal["new", "connecting", "open", "reconnecting", "ended", "los
 
 _PCM_RATE: Final = 8000
 _FRAME_MS: Final = 20
-_BACKOFF_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
-_STABLE_S: Final = 30.0
 _MAX_PENDING_EVENTS: Final = 256
-
-
-class AgentUnavailable(Exception):
-    """The agent could not be reached: ``reason`` is timeout, refused, http_error,
-    handshake_failed, tls, dns, network or stopped."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"agent unavailable ({reason}){': ' + detail if detail else ''}")
-        self.reason = reason
-        self.detail = detail
 
 
 def _abort_result(task: asyncio.Task[AgentSocket]) -> None:
@@ -134,6 +123,7 @@ class AgentBridge:
         on_agent_lost: Callable[[str], None],
         send_dtmf: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_playout_ms: int = 60_000,
         reconnect_buffer_ms: int = 2_000,
         ping_interval: float | None = 20.0,
@@ -155,17 +145,25 @@ class AgentBridge:
         self._send_dtmf = send_dtmf
         self._clock = clock
         self._close_timeout = close_timeout
-        self._options = SocketOptions(
+
+        self._codec: AgentCodec = self._new_codec()
+        rate = self._codec.sample_rate
+        self._rate = rate
+        options = SocketOptions(
             max_size=max_message_bytes,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
         )
-        self._ssl_context = ssl_context
-
-        self._codec: AgentCodec = self._new_codec()
-        rate = self._codec.sample_rate
-        self._rate = rate
+        self._connector = AgentConnector(
+            agent,
+            call_id=call_id,
+            subprotocol=self._codec.subprotocol,
+            options=options,
+            ssl_context=ssl_context,
+            clock=clock,
+            sleep=sleep,
+        )
         # Resampling (agents not at 8 kHz): a slot in the clock's shared per-tick batch.
         self._batched = resamplers is not None
         pool = resamplers or FrameResamplers()
@@ -194,7 +192,6 @@ class AgentBridge:
         self._sock: AgentSocket | None = None
         self._connect_task: asyncio.Task[AgentSocket] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._attempts_used = 0
         self._start_sent = False
         self._ever_started = False
         self._media_started = False
@@ -254,7 +251,7 @@ class AgentBridge:
             raise AgentUnavailable("lost", "the agent was lost earlier in this call")
         if self._connect_task is None:
             self._state = "connecting"
-            self._connect_task = self._loop.create_task(self._open_socket())
+            self._connect_task = self._loop.create_task(self._connector.open())
         task = self._connect_task
         started = self._clock()
         try:
@@ -280,66 +277,6 @@ class AgentBridge:
             raise AgentUnavailable("stopped", "the bridge was stopped")
         self.stats.connect_ms = round((self._clock() - started) * 1000)
         self._install(sock)
-
-    async def _open_socket(self) -> AgentSocket:
-        cfg = self.agent
-        loop = asyncio.get_running_loop()
-        try:
-            uri = parse_uri(cfg.url)
-        except InvalidURI as exc:
-            raise AgentUnavailable("handshake_failed", str(exc)) from None
-        ssl_ctx: ssl.SSLContext | None = None
-        if uri.secure:
-            ssl_ctx = self._ssl_context or ssl.create_default_context()
-        subprotocols = [Subprotocol(self._codec.subprotocol)] if self._codec.subprotocol else None
-        sock: AgentSocket | None = None
-
-        def factory() -> AgentSocket:
-            nonlocal sock
-            sock = AgentSocket(
-                uri,
-                subprotocols=subprotocols,
-                headers=dict(cfg.headers),
-                options=self._options,
-                clock=self._clock,
-            )
-            return sock
-
-        try:
-            async with asyncio.timeout(cfg.connect_timeout_seconds):
-                await loop.create_connection(
-                    factory,
-                    uri.host,
-                    uri.port,
-                    ssl=ssl_ctx,
-                    server_hostname=uri.host if ssl_ctx is not None else None,
-                )
-                assert sock is not None
-                await sock.opened
-        except TimeoutError:
-            if sock is not None:
-                sock.abort()
-            raise AgentUnavailable(
-                "timeout", f"no handshake within {cfg.connect_timeout_seconds:g} s"
-            ) from None
-        except asyncio.CancelledError:
-            if sock is not None:
-                sock.abort()
-            raise
-        except InvalidStatus as exc:
-            raise AgentUnavailable("http_error", f"HTTP {exc.response.status_code}") from None
-        except InvalidHandshake as exc:
-            raise AgentUnavailable("handshake_failed", str(exc)) from None
-        except ssl.SSLError as exc:
-            raise AgentUnavailable("tls", str(exc)) from None
-        except ConnectionRefusedError as exc:
-            raise AgentUnavailable("refused", str(exc)) from None
-        except socket.gaierror as exc:
-            raise AgentUnavailable("dns", str(exc)) from None
-        except (OSError, ConnectionError) as exc:
-            raise AgentUnavailable("network", str(exc)) from None
-        assert sock is not None
-        return sock
 
     def _new_codec(self) -> AgentCodec:
         if self.agent.protocol == "twilio":
@@ -683,8 +620,7 @@ class AgentBridge:
             sock.close_reason,
             sock.error,
         )
-        if self._clock() - sock.opened_at >= _STABLE_S:
-            self._attempts_used = 0
+        self._connector.dropped(sock)
         self._queue.reset()
         self._ready = None
         if self._down is not None:
@@ -694,26 +630,17 @@ class AgentBridge:
         self._reconnect_task = loop.create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        while not self._stopping:
-            if self._attempts_used >= self.agent.reconnect_attempts:
-                self._lose("reconnect_failed")
-                return
-            delay = _BACKOFF_S[min(self._attempts_used, len(_BACKOFF_S) - 1)]
-            self._attempts_used += 1
-            self.stats.reconnect_attempts += 1
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                sock = await self._open_socket()
-            except AgentUnavailable as exc:
-                log.warning("agent %s reconnect for call %s failed: %s", self.agent.id, self.call_id, exc)
-                continue
-            if self._stopping:
-                sock.abort()
-                return
+        sock = await self._connector.reconnect(on_attempt=self._reconnect_attempt)
+        if sock is None:
+            self._lose("reconnect_failed")
+        elif self._stopping:  # stop() cancels this task, but not a socket opened meanwhile
+            sock.abort()
+        else:
             self.stats.reconnects += 1
             self._install(sock)
-            return
+
+    def _reconnect_attempt(self) -> None:
+        self.stats.reconnect_attempts += 1
 
     def _lose(self, reason: str) -> None:
         if self._state == "lost":

@@ -165,12 +165,15 @@ class AgentServer:
         echo: bool = False,
         close_on_stop: bool = True,
         reject_status: int | None = None,
+        reject_times: int | None = None,
         require_headers: dict[str, str] | None = None,
     ) -> None:
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.echo = echo
         self.close_on_stop = close_on_stop
         self.reject_status = reject_status
+        self.reject_times = reject_times  # how many handshakes to reject; None: all
+        self.rejected = 0
         self.require_headers = require_headers or {}
         self.peers: list[AgentPeer] = []
         self._accepted: asyncio.Queue[AgentPeer] = asyncio.Queue()
@@ -204,7 +207,8 @@ class AgentServer:
         return await asyncio.wait_for(self._accepted.get(), timeout)
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        if self.reject_status is not None:
+        if self.reject_status is not None and (self.reject_times is None or self.rejected < self.reject_times):
+            self.rejected += 1
             return conn.respond(HTTPStatus(self.reject_status), "rejected by test agent\n")
         for key, value in self.require_headers.items():
             if request.headers.get(key) != value:
