@@ -1,4 +1,4 @@
-"""AgentBridge: one call's websocket connection to its AI voice agent.
+"""AgentBridge: one call's session with its AI voice agent.
 
 The gateway is the websocket client. One bridge per call that has an
 ``agent_id``; it is both the :class:`~media.session.CallerAudioSink` and the
@@ -14,11 +14,17 @@ Life cycle (driven by call control)::
     await bridge.stop("remote_hangup")  # sends stop, waits stop_grace_seconds, closes 1000
     record["agent_summary"] = bridge.summary()
 
+Its parts: the websocket (:mod:`media.agent.websocket`, frames parsed by
+:mod:`media.agent.frames`), reaching the agent and reconnecting
+(:mod:`media.agent.connection`), the wire format (:mod:`media.agent.orbit_voice`
+or :mod:`media.agent.twilio`, one codec per connection), the playout queue
+(:mod:`media.agent.playout`) and the life cycle (:mod:`media.agent.state`: one
+:class:`BridgeState`, changed only along its table). This module ties them
+together: the media tick, and what the agent's events do.
+
 Threading: everything runs on the event loop. ``on_caller_audio``,
 ``next_frame`` and ``on_dtmf`` are synchronous and never wait: frames are
-written straight to the transport by the agent's
-:class:`~media.agent.websocket.AgentSocket`, which also parses what the agent
-sends (:mod:`media.agent.frames`). When the agent does not read fast enough and
+written straight to the transport. When the agent does not read fast enough and
 about a second of audio sits unsent in the transport, caller frames are dropped
 and counted instead of piling up.
 
@@ -40,8 +46,7 @@ the budget is restored once a connection has stayed up for 30 s), with
 ``start.reconnect = true``; meanwhile the last 2 s of caller audio and DTMF are
 kept and sent right after the new ``start``. When the budget is spent, or a
 flood of protocol violations closed the connection, ``on_agent_lost(reason)``
-is called and the bridge stays silent. Reaching the agent and the reconnect
-budget are :mod:`media.agent.connection`'s.
+is called and the bridge stays silent.
 
 Time: ``clock`` (monotonic seconds) dates the answer, the first agent audio,
 violations and how long a connection lasted; ``sleep`` waits out the reconnect
@@ -56,7 +61,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from media.agent.connection import AgentConnector, AgentUnavailable
 from media.agent.endpoint import AgentEndpoint
@@ -84,6 +89,7 @@ from media.agent.events import (
 from media.agent.frames import Message
 from media.agent.orbit_voice import OrbitVoiceCodec
 from media.agent.playout import PlayoutQueue
+from media.agent.state import BridgeState, check_transition
 from media.agent.summary import AgentSessionStats
 from media.agent.twilio import TwilioCodec
 from media.agent.websocket import AgentSocket, SocketOptions
@@ -94,11 +100,15 @@ __all__ = ["AgentBridge", "AgentUnavailable", "BridgeState"]
 
 log = logging.getLogger("media.agent.bridge")
 
-BridgeState = Literal["new", "connecting", "open", "reconnecting", "ended", "lost", "unavailable", "stopped"]
-
 _PCM_RATE: Final = 8000
 _FRAME_MS: Final = 20
 _MAX_PENDING_EVENTS: Final = 256
+
+# The states the media tick asks about, as module constants: it asks 50 times a second per call.
+_STREAMING: Final = BridgeState.STREAMING
+_BUFFERING: Final = (BridgeState.NEW, BridgeState.CONNECTING, BridgeState.RECONNECTING)
+_FINISHING: Final = (BridgeState.STOPPING, BridgeState.STOPPED)
+_ATTACHED: Final = (BridgeState.CONNECTED, BridgeState.STREAMING, BridgeState.RECONNECTING, BridgeState.ENDED)
 
 
 def _abort_result(task: asyncio.Task[AgentSocket]) -> None:
@@ -188,17 +198,15 @@ class AgentBridge:
         self._log_limit = LogLimiter()
 
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state: BridgeState = "new"
+        self._state = BridgeState.NEW
         self._sock: AgentSocket | None = None
         self._connect_task: asyncio.Task[AgentSocket] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._start_sent = False
-        self._ever_started = False
-        self._media_started = False
-        self._answered_at: float | None = None
+        self._answered_at: float | None = None  # clock() at answer; media flows from then on
+        self._streamed = False  # a `start` went out before: the next one says reconnect
+        # The agent's hang-up outlives its connection: asked for (maybe after playout), then done once.
         self._hangup_requested = False
         self._hangup_fired = False
-        self._stopping = False
         self._stopped = asyncio.Event()
 
         self.stats = AgentSessionStats(agent.id, agent.protocol, rate)
@@ -216,7 +224,12 @@ class AgentBridge:
     @property
     def streaming(self) -> bool:
         """True while start has been sent on a live connection."""
-        return self._start_sent and self.connected
+        return self._state is _STREAMING and self.connected
+
+    @property
+    def hangup_requested(self) -> bool:
+        """The agent asked to hang up (perhaps once its queued audio has played)."""
+        return self._hangup_requested
 
     @property
     def playout_queued_ms(self) -> int:
@@ -233,6 +246,15 @@ class AgentBridge:
         st.agent_audio_trimmed_bytes = q.trimmed_bytes * _PCM_RATE // self._rate
         return st.as_dict()
 
+    def _to(self, new: BridgeState) -> None:
+        """The one place the state changes: InvalidTransition for a pair not in the table."""
+        check_transition(self._state, new)
+        log.debug(
+            "agent bridge state",
+            extra={"call_id": self.call_id, "agent_id": self.agent.id, "from": self._state.value, "to": new.value},
+        )
+        self._state = new
+
     # ------------------------------------------------------------------ connect
 
     async def connect(self) -> None:
@@ -243,14 +265,14 @@ class AgentBridge:
         for the same attempt.
         """
         self._loop = asyncio.get_running_loop()
-        if self._state in ("open", "reconnecting", "ended"):
+        if self._state in _ATTACHED:
             return
-        if self._stopping or self._state == "stopped":
+        if self._state in _FINISHING:
             raise AgentUnavailable("stopped", "the bridge was stopped")
-        if self._state == "lost":
+        if self._state is BridgeState.LOST:
             raise AgentUnavailable("lost", "the agent was lost earlier in this call")
         if self._connect_task is None:
-            self._state = "connecting"
+            self._to(BridgeState.CONNECTING)
             self._connect_task = self._loop.create_task(self._connector.open())
         task = self._connect_task
         started = self._clock()
@@ -264,15 +286,15 @@ class AgentBridge:
             task.add_done_callback(_abort_result)
             raise
         except AgentUnavailable as exc:
-            if self._state == "connecting":
-                self._state = "unavailable"
+            if self._state is BridgeState.CONNECTING:
+                self._to(BridgeState.UNAVAILABLE)
                 self.stats.end_reason = self.stats.end_reason or "agent_unavailable"
                 self._pending.clear()
                 log.warning("agent %s unavailable for call %s: %s", self.agent.id, self.call_id, exc)
             raise
         if self._sock is sock:
             return
-        if self._stopping:
+        if self._state in _FINISHING:
             sock.abort()
             raise AgentUnavailable("stopped", "the bridge was stopped")
         self.stats.connect_ms = round((self._clock() - started) * 1000)
@@ -285,13 +307,13 @@ class AgentBridge:
 
     def _install(self, sock: AgentSocket) -> None:
         self._sock = sock
-        self._state = "open"
+        self._to(BridgeState.CONNECTED)
         if self.stats.connected_at is None:
             self.stats.connected_at = utcnow()
         log.info(
             "agent %s connected for call %s (subprotocol %s)", self.agent.id, self.call_id, sock.subprotocol
         )
-        if self._media_started:
+        if self._answered_at is not None:
             self._begin_stream(sock)
         sock.attach(self._on_message, self._on_closed)
 
@@ -307,11 +329,10 @@ class AgentBridge:
         """
         if send_dtmf is not None:
             self._send_dtmf = send_dtmf
-        if self._media_started or self._stopping:
+        if self._answered_at is not None or self._state in _FINISHING:
             return
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        self._media_started = True
         self._answered_at = answered_at
         sock = self._sock
         if sock is not None and sock.is_open:
@@ -331,13 +352,13 @@ class AgentBridge:
             metadata=self.metadata,
             account_id=self.account_id,
             sample_rate=codec.sample_rate,
-            reconnect=self._ever_started,
+            reconnect=self._streamed,
         )
         start_frame = codec.encode(start)
         assert start_frame is not None
         sock.send(start_frame)
-        self._start_sent = True
-        self._ever_started = True
+        self._to(BridgeState.STREAMING)
+        self._streamed = True
         if self._up is not None:
             self._up.reset(self._up_slot)
         pending_out, self._pending_out = self._pending_out, []
@@ -354,11 +375,10 @@ class AgentBridge:
 
     def on_caller_audio(self, pcm: bytes) -> None:
         """CallerAudioSink: 320 bytes of PCM16 8 kHz, once per tick."""
-        if not self._media_started or self._stopping:
-            return
-        if self._start_sent:
+        state = self._state
+        if state is _STREAMING:
             self._send_caller(pcm)
-        elif self._state in ("new", "connecting", "reconnecting"):
+        elif self._answered_at is not None and state in _BUFFERING:
             pending = self._pending
             if len(pending) == pending.maxlen:
                 self.stats.caller_frames_dropped += 1
@@ -381,7 +401,7 @@ class AgentBridge:
 
     def _send_audio(self, data: bytes) -> None:
         sock = self._sock
-        if sock is None or self._stopping:
+        if sock is None or self._state is not _STREAMING:
             return
         frame = self._codec.encode(Audio(data))
         if frame is not None and sock.send(frame):
@@ -392,7 +412,7 @@ class AgentBridge:
         down = self._down
         if down is None or self._ready is not None or self._fetching:
             return
-        if not self._media_started or self._stopping:
+        if self._answered_at is None or self._state in _FINISHING:
             return
         frame = self._take_frame()
         if frame is not None:
@@ -405,7 +425,7 @@ class AgentBridge:
 
     def next_frame(self) -> bytes | None:
         """PlayoutSource: 320 bytes of PCM16 8 kHz to play this tick, or None for silence."""
-        if not self._media_started or self._stopping:
+        if self._answered_at is None or self._state in _FINISHING:
             return None
         down = self._down
         if down is None:
@@ -455,19 +475,23 @@ class AgentBridge:
         """A digit the caller pressed (MediaSession's on_dtmf, or SIP INFO)."""
         self.stats.dtmf_received += digit
         event = Dtmf(digit, max(0, duration_ms or 0))
-        if not self._media_started or self._stopping:
+        state = self._state
+        if self._answered_at is None or state in _FINISHING:
             return
-        if self._start_sent:
+        if state is _STREAMING:
             self._send_event(event)
-        elif self._state in ("new", "connecting", "reconnecting"):
+        elif state in _BUFFERING:
             self._pending.append(event)
 
     def _send_event(self, event: GatewayEvent) -> None:
         sock = self._sock
-        if sock is None or not self._start_sent:
+        if sock is None or self._state is not _STREAMING:
             if len(self._pending_out) < _MAX_PENDING_EVENTS:
                 self._pending_out.append(event)
             return
+        self._encode_and_send(sock, event)
+
+    def _encode_and_send(self, sock: AgentSocket, event: GatewayEvent) -> None:
         try:
             frame = self._codec.encode(event)
         except ValueError:
@@ -488,7 +512,7 @@ class AgentBridge:
         if isinstance(event, ProtocolViolation):
             self._violation(event)
             return
-        if self._stopping:
+        if self._state in _FINISHING:
             if isinstance(event, Summary):
                 self.stats.agent_data = event.data
             return
@@ -524,12 +548,12 @@ class AgentBridge:
 
     def _agent_hangup(self, after_playout: bool) -> None:
         self._hangup_requested = True
-        if not after_playout or not self._media_started or self._queue.request_hangup():
+        if not after_playout or self._answered_at is None or self._queue.request_hangup():
             self._fire_hangup()
 
     def _agent_send_dtmf(self, digits: str) -> None:
         sender = self._send_dtmf
-        if sender is None or not self._media_started:
+        if sender is None or self._answered_at is None:
             log.warning(
                 "agent %s sent DTMF %r but the call has no media to send it on", self.agent.id, digits
             )
@@ -555,7 +579,7 @@ class AgentBridge:
                 f"; {suppressed} more not logged" if suppressed else "",
             )
         code = self._flood.record(violation, int(now * 1000))
-        if code is not None and not self._stopping and self._sock is not None:
+        if code is not None and self._state not in _FINISHING and self._sock is not None:
             sock = self._sock
             self._detach()
             sock.close(code, "too many protocol violations")
@@ -592,7 +616,6 @@ class AgentBridge:
 
     def _detach(self) -> None:
         self._sock = None
-        self._start_sent = False
         self._pending_out = []
 
     def _on_closed(self, sock: AgentSocket) -> None:
@@ -601,13 +624,13 @@ class AgentBridge:
         self._detach()
         if sock.oversized:
             self.stats.count_violation("oversized_frame")
-        if self._stopping:
+        if self._state in _FINISHING:
             self.stats.disconnected_at = utcnow()
             return
         agent_closed_normally = not sock.closed_by_us and sock.close_code == 1000
         if self._hangup_requested or (self.agent.protocol == "twilio" and agent_closed_normally):
             # The agent is done: let its last words play, then hang up.
-            self._state = "ended"
+            self._to(BridgeState.ENDED)
             self.stats.disconnected_at = utcnow()
             if not self._hangup_requested:
                 self._agent_hangup(after_playout=True)
@@ -625,7 +648,7 @@ class AgentBridge:
         self._ready = None
         if self._down is not None:
             self._down.reset(self._down_slot)
-        self._state = "reconnecting"
+        self._to(BridgeState.RECONNECTING)
         loop = self._loop or asyncio.get_running_loop()
         self._reconnect_task = loop.create_task(self._reconnect())
 
@@ -633,7 +656,7 @@ class AgentBridge:
         sock = await self._connector.reconnect(on_attempt=self._reconnect_attempt)
         if sock is None:
             self._lose("reconnect_failed")
-        elif self._stopping:  # stop() cancels this task, but not a socket opened meanwhile
+        elif self._state in _FINISHING:  # stop() cancels this task, but not a socket opened meanwhile
             sock.abort()
         else:
             self.stats.reconnects += 1
@@ -643,9 +666,9 @@ class AgentBridge:
         self.stats.reconnect_attempts += 1
 
     def _lose(self, reason: str) -> None:
-        if self._state == "lost":
+        if self._state is BridgeState.LOST:
             return
-        self._state = "lost"
+        self._to(BridgeState.LOST)
         self.stats.end_reason = self.stats.end_reason or reason
         self.stats.disconnected_at = utcnow()
         self._queue.reset()
@@ -661,12 +684,14 @@ class AgentBridge:
         agent to close (a final ``summary`` may still arrive), then close with 1000.
 
         ``reason`` is api_hangup, remote_hangup, max_duration or error (anything
-        else is sent as error). Safe to call more than once and in any state.
+        else is sent as error). Safe to call more than once and in any state; the
+        bridge ends STOPPED (``summary()["end_reason"]`` keeps why it went quiet).
         """
-        if self._stopping:
+        if self._state in _FINISHING:
             await self._stopped.wait()
             return
-        self._stopping = True
+        streaming = self._state is _STREAMING
+        self._to(BridgeState.STOPPING)
         stop_reason: StopReason = reason if reason in STOP_REASONS else "error"  # type: ignore[assignment]
         if self.stats.end_reason is None:
             self.stats.end_reason = stop_reason
@@ -676,8 +701,8 @@ class AgentBridge:
                     task.cancel()
             sock = self._sock
             if sock is not None and sock.is_open:
-                if self._start_sent:
-                    self._send_event(Stop(stop_reason))
+                if streaming:
+                    self._encode_and_send(sock, Stop(stop_reason))
                     grace = self.agent.stop_grace_seconds
                     if grace > 0:
                         await asyncio.wait([sock.closed], timeout=grace)
@@ -688,12 +713,10 @@ class AgentBridge:
                     sock.abort()
         finally:
             self._sock = None
-            self._start_sent = False
             self._queue.reset()
             self._release_resamplers()
             self._pending.clear()
             if self.stats.connected_at is not None and self.stats.disconnected_at is None:
                 self.stats.disconnected_at = utcnow()
-            if self._state not in ("lost", "unavailable"):
-                self._state = "stopped"
+            self._to(BridgeState.STOPPED)
             self._stopped.set()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from media.agent.bridge import AgentBridge
+from media.agent.bridge import AgentBridge, BridgeState
+from media.agent.state import InvalidTransition
 from media.resample import FrameResamplers
 from tests.support.agents import (
     ORBIT,
@@ -371,3 +373,32 @@ async def test_a_standing_lead_is_trimmed_in_silence_not_in_speech(speaking: boo
             assert trimmed == 20
             assert queued_before_tick[:50] == [40] * 50 and queued_before_tick[-50:] == [20] * 50
         await bridge.stop("api_hangup")
+
+
+def transitions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.to for r in caplog.records if r.getMessage() == "agent bridge state"]  # type: ignore[attr-defined]
+
+
+async def test_a_call_with_a_drop_goes_through_the_states_in_the_table(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="media.agent.bridge")
+    async with AgentServer() as server:
+        calls = Calls()
+        bridge, first = await started(server, calls, sample_rate=8000)
+        assert bridge.state is BridgeState.STREAMING and bridge.streaming
+        await first.close(1011)
+        second = await server.accept()
+        await second.recv_json(type="start", reconnect=True)
+        await bridge.stop("remote_hangup")
+    assert transitions(caplog) == [
+        "connecting",
+        "connected",
+        "streaming",
+        "reconnecting",
+        "connected",
+        "streaming",
+        "stopping",
+        "stopped",
+    ]
+    with pytest.raises(InvalidTransition):
+        bridge._to(BridgeState.STREAMING)  # the one way to change state refuses what the table lacks
+    assert bridge.state is BridgeState.STOPPED and not bridge.streaming

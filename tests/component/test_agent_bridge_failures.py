@@ -30,6 +30,7 @@ async def test_refused_connection_is_reported_quickly() -> None:
     assert bridge.summary()["end_reason"] == "agent_unavailable"
     assert calls.lost == []  # the caller of connect() applies the policy
     await bridge.stop("error")
+    assert bridge.state == "stopped" and bridge.summary()["end_reason"] == "agent_unavailable"
 
 
 async def test_handshake_timeout() -> None:
@@ -139,7 +140,7 @@ async def test_reconnect_budget_spent_calls_on_agent_lost() -> None:
         bridge.on_caller_audio(bytes(320))
         assert bridge.next_frame() is None
         await bridge.stop("error")
-        assert bridge.summary()["end_reason"] == "reconnect_failed"
+        assert bridge.state == "stopped" and bridge.summary()["end_reason"] == "reconnect_failed"
 
 
 async def test_no_reconnect_budget_means_lost_at_the_first_drop() -> None:
