@@ -130,14 +130,19 @@ class FrameReader:
                 break
             # 0x82 and 0x81: FIN set, binary or text (literals: this runs once per frame).
             if (b0 == 0x82 or b0 == 0x81) and not self._fragments and self.proto.state is _OPEN:
-                payload = apply_mask(buf[start:end], buf[pos + head : start]) if key_len else buf[start:end]
-                if b0 == 0x81:
-                    self._deliver(True, payload)
-                else:  # audio: handed over here, one call less
+                if key_len:
+                    payload = apply_mask(buf[start:end], buf[pos + head : start])
+                elif buf is rx:
+                    payload = bytes(rx[start:end])
+                else:
+                    payload = data[start:end]  # bytes already: no copy to make
+                if b0 == 0x82:  # audio: handed over here, one call less
                     try:
-                        self.on_binary(bytes(payload))
+                        self.on_binary(payload)
                     except Exception:
                         log.exception("websocket message handler failed")
+                else:
+                    self._deliver(True, payload)
             else:
                 self._handoff(bytes(buf[pos:end]))
                 if not self._fast:
