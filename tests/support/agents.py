@@ -231,11 +231,18 @@ class AgentServer:
             peer.closed.set()
 
 
+@dataclass
+class SilentServer:
+    port: int
+    requests_read: int = 0  # connections whose handshake request arrived (and got no answer)
+
+
 @contextlib.asynccontextmanager
-async def silent_tcp_server() -> AsyncIterator[int]:
+async def silent_tcp_server() -> AsyncIterator[SilentServer]:
     """Accepts TCP connections and never answers the websocket handshake."""
     writers: list[asyncio.StreamWriter] = []
     tasks: set[asyncio.Task[Any]] = set()
+    silent = SilentServer(port=0)
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
@@ -243,12 +250,15 @@ async def silent_tcp_server() -> AsyncIterator[int]:
         assert task is not None
         tasks.add(task)
         with contextlib.suppress(Exception):
+            if await reader.readuntil(b"\r\n\r\n"):
+                silent.requests_read += 1
             while await reader.read(65536):
                 pass  # never answer; return when the client gives up
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    silent.port = int(server.sockets[0].getsockname()[1])
     try:
-        yield int(server.sockets[0].getsockname()[1])
+        yield silent
     finally:
         server.close()
         for w in writers:
@@ -306,14 +316,6 @@ class MediaTick:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    async def run_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                raise TimeoutError("condition not reached")
-            await asyncio.sleep(0.005)
 
     def audio(self) -> bytes:
         """Everything played, silence included."""

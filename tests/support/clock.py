@@ -1,9 +1,13 @@
-"""A fake monotonic clock for the media tests, and waiting on conditions instead of sleeping.
+"""Fake clocks for the media tests, and waiting on conditions instead of sleeping.
 
 ``FakeClock`` is a callable returning seconds (what the media modules take as ``clock``)
 whose ``sleep`` (what they take as ``sleep``) returns only once the test has moved the
 clock past its deadline with ``advance``. ``sleeping`` lists the pending deadlines, so a
 test can wait until the code under test is waiting, then decide when its time is up.
+
+``ShiftedClock`` runs with the real monotonic clock, plus whatever the test added with
+``advance``: for components on real sockets and event-loop timers (a running MediaClock)
+where a test skips a long wait (a learn window, a media timeout) instead of sitting it out.
 
 ``wait_until`` polls a condition on the event loop; the timeout only bounds a failing test.
 """
@@ -11,6 +15,7 @@ test can wait until the code under test is waiting, then decide when its time is
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 
@@ -47,6 +52,17 @@ class FakeClock:
             else:
                 keep.append((deadline, fut))
         self._sleepers = keep
+
+
+class ShiftedClock:
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
