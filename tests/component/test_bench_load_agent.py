@@ -14,7 +14,7 @@ from bench.load_agent import Agent
 from media.agent.bridge import AgentBridge
 from tests.component.test_agent_bridge import Calls
 from tests.support.agents import MediaTick, agent_endpoint, tone
-from tests.support.clock import wait_until as until
+from tests.support.clock import wait_until
 
 
 @pytest.fixture
@@ -48,16 +48,16 @@ async def test_it_echoes_caller_audio_one_frame_per_frame_and_closes_on_stop(
     )
     await bridge.connect()
     bridge.start_media(time.monotonic())
-    await until(lambda: agent.started == 1)
+    await wait_until(lambda: agent.started == 1)
     tick = MediaTick(bridge, lambda i: tone(700, 8000, 20, amplitude=8000, phase_samples=160 * i))
     for _ in range(50):
         tick.tick()
     # Its start frame stands in for the reply to the first caller frame: 50 in, 50 out.
     received = lambda: bridge.playout_queued_ms + bridge.summary()["agent_audio_ms"]  # noqa: E731
-    await until(lambda: agent.frames_in == 50 and received() == 50 * 20)
+    await wait_until(lambda: agent.frames_in == 50 and received() == 50 * 20)
     assert agent.frames_out == 50 and agent.errors == 0
     await bridge.stop("api_hangup")
-    await until(lambda: agent.closed == 1)
+    await wait_until(lambda: agent.closed == 1)
     (record,) = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     assert record["call_id"] == "call_bench" and record["index"] == 3 and record["rate"] == 16000
     assert record["frames_in"] == 50 and record["stop_reason"] == "api_hangup"
