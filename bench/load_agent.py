@@ -35,18 +35,13 @@ from array import array
 from pathlib import Path
 from typing import Any, cast
 
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
-from websockets.protocol import State
+from websockets.protocol import Event, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
-try:  # websockets' C masking; its pure-Python twin otherwise
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover
-    from websockets.utils import apply_mask
-
 from bench.g711 import pcm16_loud, tone_frame
+from media.agent.frames import BinaryFrameWriter, FrameReader
 
 QUIET_FRAMES_BEFORE_ONSET = 5
 MAX_SIZE = 1 << 20
@@ -110,13 +105,19 @@ class Agent:
 
 class AgentConnection(asyncio.Protocol):
     """One call's websocket, on websockets' sans-I/O server protocol: the agent must cost the
-    shared 2-core machine little, or it would slow the gateway it measures."""
+    shared 2-core machine little, or it would slow the gateway it measures. So its frames are
+    read and written as the gateway's own agent socket does it (media.agent.frames): whole data
+    frames parsed directly, the rest through websockets' protocol; its generator-based parser
+    cost 3-4 times as much."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
         self.proto = ServerProtocol(subprotocols=[Subprotocol("orbit-voice.v1")], max_size=MAX_SIZE)
-        self.fast = False  # frames parsed in data_received rather than by websockets
-        self.rx = b""  # the start of a frame not yet whole
+        self.reader = FrameReader(
+            self.proto, max_size=MAX_SIZE, on_text=self.on_text, on_binary=self.on_audio, on_events=self.on_events
+        )
+        self.data_received = self.reader.receive  # type: ignore[method-assign]  # one call less per read
+        self.writer = BinaryFrameWriter(masked=False)
         self.transport: asyncio.Transport | None = None
         self.record: dict[str, Any] = {"connected_ns": time.time_ns(), "frames_in": 0, "frames_out": 0}
         self.arrivals = array("q")
@@ -134,75 +135,32 @@ class AgentConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.agent.open += 1
 
-    def data_received(self, data: bytes) -> None:
-        if not self.fast:
-            self.receive(data)
-            return
-        # Whole masked binary frames (the caller audio, RFC 6455 5.2) are parsed here; anything
-        # else goes to websockets' protocol one whole frame at a time, so that its parser always
-        # stands at a frame boundary. websockets' generator-based parser cost 3-4 times as much.
-        buf = self.rx + data if self.rx else data
-        n = len(buf)
-        pos = 0
-        try:
-            while n - pos >= 2:
-                b0 = buf[pos]
-                b1 = buf[pos + 1]
-                length = b1 & 0x7F
-                head = 2
-                if length >= 126:
-                    head = 4 if length == 126 else 10
-                    if n - pos < head:
-                        break
-                    length = int.from_bytes(buf[pos + 2 : pos + head], "big")
-                if not b1 & 0x80 or length > MAX_SIZE:
-                    self.rx = b""
-                    self.fast = False
-                    self.receive(buf[pos:])
-                    return
-                end = pos + head + 4 + length
-                if end > n:
-                    break
-                if b0 == 0x82:
-                    self.on_audio(apply_mask(buf[pos + head + 4 : end], buf[pos + head : pos + head + 4]))
-                else:
-                    self.receive(buf[pos:end])
-                    if not self.fast:
-                        self.rx = b""
-                        if end < n:
-                            self.receive(buf[end:])
-                        return
-                pos = end
-        except Exception as exc:
-            self.fail(exc)
-            return
-        self.rx = buf[pos:] if pos else buf
 
     def fail(self, exc: Exception) -> None:
         self.agent.errors += 1
         self.record["error"] = repr(exc)
-        self.fast = False
-        self.proto.send_close(1011)
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(1011)
         self.flush()
 
-    def receive(self, data: bytes) -> None:
+    def on_events(self, events: list[Event]) -> None:
         proto = self.proto
-        proto.receive_data(data)
         try:
-            for event in proto.events_received():
+            for event in events:
                 if isinstance(event, Request):
                     proto.send_response(proto.accept(event))
-                elif isinstance(event, Frame):
-                    if event.opcode is Opcode.BINARY:
-                        self.on_audio(event.data)
-                    elif event.opcode is Opcode.TEXT:
-                        self.on_event(json.loads(event.data))
         except Exception as exc:
             self.fail(exc)
             return
         self.flush()
-        reader = getattr(proto, "reader", None)
-        self.fast = proto.state is State.OPEN and reader is not None and not reader.buffer
+
+    def on_text(self, message: str | None) -> None:
+        try:
+            if message is None:
+                raise ValueError("text frame is not UTF-8")
+            self.on_event(json.loads(message))
+        except Exception as exc:
+            self.fail(exc)
 
     def flush(self) -> None:
         transport = self.transport
@@ -217,39 +175,40 @@ class AgentConnection(asyncio.Protocol):
     def send_audio(self, payload: bytes) -> None:
         # Unmasked server frame (RFC 6455 5.2), written directly: one per caller frame.
         if self.transport is not None and self.proto.state is State.OPEN:
-            n = len(payload)
-            head = struct.pack("!BB", 0x82, n) if n < 126 else struct.pack("!BBH", 0x82, 126, n)
-            self.transport.write(head + payload)
+            self.transport.write(self.writer.frame(payload))
             self.agent.frames_out += 1
 
     def on_audio(self, message: bytes) -> None:
-        self.n += 1
-        n = self.n
-        self.agent.frames_in += 1
-        if n == 1:
-            self.record["first_frame_ns"] = time.time_ns()
-        # The frame sent on `start` stands in for the reply to the first caller frame: one frame
-        # out per frame in, so the agent never runs a frame ahead of the caller. (With both,
-        # whenever that first frame reached the gateway before playout began, every later
-        # frame waited one tick in the playout queue, which plays agent audio in order.)
-        reply = n > 1
-        if not self.probe:
-            if reply:
-                self.send_audio(message)
-            return
-        now = time.time_ns()
-        self.arrivals.append(now)
-        if pcm16_loud(message):
-            if self.quiet >= QUIET_FRAMES_BEFORE_ONSET:
-                self.onsets.append(now)
-            self.quiet = 0
-        else:
-            self.quiet += 1
-        if n > WARMUP_FRAMES and n % self.agent.period == self.phase:
-            self.markers.append(time.time_ns())
-            self.send_audio(self.marker)
-        elif reply:
-            self.send_audio(self.silence)
+        try:
+            self.n += 1
+            n = self.n
+            self.agent.frames_in += 1
+            if n == 1:
+                self.record["first_frame_ns"] = time.time_ns()
+            # The frame sent on `start` stands in for the reply to the first caller frame: one frame
+            # out per frame in, so the agent never runs a frame ahead of the caller. (With both,
+            # whenever that first frame reached the gateway before playout began, every later
+            # frame waited one tick in the playout queue, which plays agent audio in order.)
+            reply = n > 1
+            if not self.probe:
+                if reply:
+                    self.send_audio(message)
+                return
+            now = time.time_ns()
+            self.arrivals.append(now)
+            if pcm16_loud(message):
+                if self.quiet >= QUIET_FRAMES_BEFORE_ONSET:
+                    self.onsets.append(now)
+                self.quiet = 0
+            else:
+                self.quiet += 1
+            if n > WARMUP_FRAMES and n % self.agent.period == self.phase:
+                self.markers.append(time.time_ns())
+                self.send_audio(self.marker)
+            elif reply:
+                self.send_audio(self.silence)
+        except Exception as exc:  # as for text: counted, and the connection closed with 1011
+            self.fail(exc)
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -271,6 +230,7 @@ class AgentConnection(asyncio.Protocol):
             record["stop_ns"] = time.time_ns()
             record["stop_reason"] = event.get("reason")
             self.proto.send_close(1000)
+            self.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

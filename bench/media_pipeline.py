@@ -43,10 +43,11 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from gateway.config import AgentConfig
 from media import g711
-from media.agent.bridge import AgentBridge, _AgentSocket
+from media.agent.bridge import AgentBridge
+from media.agent.endpoint import AgentEndpoint
 from media.agent.orbit_voice import SUBPROTOCOL
+from media.agent.websocket import AgentSocket, SocketOptions
 from media.clock import MediaClock
 from media.negotiated import MediaDirection, NegotiatedMedia
 from media.recording import StereoRecorder
@@ -124,7 +125,7 @@ class Call:
         index: int,
         session: MediaSession,
         bridge: AgentBridge,
-        sock: _AgentSocket,
+        sock: AgentSocket,
         recorder: StereoRecorder,
     ) -> None:
         self.index = index
@@ -137,16 +138,13 @@ class Call:
         self.ssrc = 0x10000 + index
 
 
-async def _agent_socket(agent: AgentConfig) -> tuple[_AgentSocket, _NullStream, ServerProtocol]:
+async def _agent_socket(agent: AgentEndpoint) -> tuple[AgentSocket, _NullStream, ServerProtocol]:
     """A websocket client connection opened against websockets' server protocol, in memory."""
-    sock = _AgentSocket(
+    sock = AgentSocket(
         parse_uri(agent.url),
         subprotocols=[Subprotocol(SUBPROTOCOL)],
         headers={},
-        max_size=1 << 20,
-        ping_interval=None,
-        ping_timeout=20.0,
-        close_timeout=2.0,
+        options=SocketOptions(ping_interval=None),
     )
     stream = _NullStream()
     sock.connection_made(stream)  # type: ignore[arg-type]
@@ -162,7 +160,7 @@ async def _agent_socket(agent: AgentConfig) -> tuple[_AgentSocket, _NullStream, 
 
 
 async def build(n: int, workdir: Path, clock: MediaClock, resamplers: FrameResamplers) -> list[Call]:
-    agent = AgentConfig(id="bench", url="ws://127.0.0.1:9/agent", sample_rate=16000)
+    agent = AgentEndpoint(id="bench", url="ws://127.0.0.1:9/agent", sample_rate=16000)
     config = MediaConfig(local_address="127.0.0.1")
     calls = []
     for i in range(n):
@@ -188,10 +186,10 @@ async def build(n: int, workdir: Path, clock: MediaClock, resamplers: FrameResam
         )
         sock, _stream, _server = await _agent_socket(agent)
 
-        async def opened(sock: _AgentSocket = sock) -> _AgentSocket:
+        async def opened(sock: AgentSocket = sock) -> AgentSocket:
             return sock
 
-        bridge._open_socket = opened  # type: ignore[method-assign]
+        bridge._connector.open = opened  # type: ignore[method-assign]
         await bridge.connect()
         recorder = StereoRecorder(workdir / f"call-{i}.wav")
         session.add_sink(bridge)

@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from gateway.numbers import PhoneNumber
 from gateway.sip.errors import SipError
 from gateway.sip.uri import SipUri
+from media.agent.endpoint import AgentEndpoint
 
 ENV_PREFIX = "GATEWAY__"
 SHA256_KEY_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -219,6 +220,20 @@ class AgentConfig(_Section):
             # Twilio Media Streams is 8 kHz mu-law only; say so rather than resample silently.
             raise ValueError("protocol 'twilio' carries 8 kHz mu-law: set sample_rate to 8000")
         return self
+
+    def endpoint(self) -> AgentEndpoint:
+        """What the media plane's AgentBridge needs to reach this agent (on_failure stays here:
+        it is call control's policy)."""
+        return AgentEndpoint(
+            id=self.id,
+            url=self.url,
+            protocol=self.protocol,
+            sample_rate=self.sample_rate,
+            headers=self.headers,
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            reconnect_attempts=self.reconnect_attempts,
+            stop_grace_seconds=self.stop_grace_seconds,
+        )
 
 
 class TrunkConfig(_Section):

@@ -1,11 +1,11 @@
 """The media clock: one 20 ms tick for every call's audio, on absolute deadlines.
 
-``MediaClock(frame_ms=20, *, phases=1, late_threshold_ms=5.0, reservoir_size=1024)``
+``MediaClock(frame_ms=20, *, phases=1, late_threshold_ms=5.0, reservoir_size=1024, clock=time.monotonic)``
     ``start()`` (inside a running event loop), ``await stop()``,
     ``add(participant)`` / ``remove(participant)``, ``participants`` (count),
     ``running``, ``stats`` (:class:`ClockStats`).
 
-Tick ``i`` is due at ``t0 + i * frame`` (``time.monotonic()`` seconds), so the
+Tick ``i`` is due at ``t0 + i * frame`` (``clock()`` seconds, monotonic), so the
 clock never drifts however late single ticks run. A tick that fires more than a
 whole frame late skips the deadlines it missed: ``tick_index`` jumps by the number
 of missed ticks (counted in ``skipped_ticks``) instead of running them back to
@@ -146,6 +146,7 @@ class MediaClock:
         late_threshold_ms: float = 5.0,
         reservoir_size: int = 1024,
         on_lateness: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if frame_ms <= 0:
             raise ValueError("frame_ms must be positive")
@@ -158,6 +159,8 @@ class MediaClock:
         self.stats = ClockStats(reservoir_size=reservoir_size)
         # Optional observer of each tick's lateness in ms (metrics), outside media/.
         self._on_lateness = on_lateness
+        # The `now` every participant gets; the event loop's timers only wait the gaps between.
+        self._clock = clock
         self._members: list[ClockParticipant] = []
         self._group_of: dict[int, int] = {}
         self._groups: list[tuple[ClockParticipant, ...]] = [() for _ in range(phases)]
@@ -217,7 +220,7 @@ class MediaClock:
         if self._handle is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._t0 = time.monotonic() + self._period
+        self._t0 = self._clock() + self._period
         self._next_index = 0
         self._handle = self._loop.call_later(self._period, self._on_timer)
 
@@ -236,7 +239,7 @@ class MediaClock:
         period = self._period
         index = self._next_index
         deadline = self._t0 + index * period
-        now = time.monotonic()
+        now = self._clock()
         if now < deadline - _EARLY_TOLERANCE_S:
             self._handle = loop.call_later(deadline - now, self._on_timer)
             return
@@ -250,7 +253,7 @@ class MediaClock:
             if self._handle is None:  # a participant stopped the clock
                 return
             index += 1
-            now = time.monotonic()
+            now = self._clock()
             deadline = self._t0 + index * period
             if now < deadline:
                 break
@@ -290,7 +293,7 @@ class MediaClock:
                 self._participant_failed(participant)
         self._run_batches()
 
-        st.record(max(0.0, lateness) * 1000.0, (time.monotonic() - now) * 1000.0)
+        st.record(max(0.0, lateness) * 1000.0, (self._clock() - now) * 1000.0)
         if self._on_lateness is not None:
             self._on_lateness(max(0.0, lateness) * 1000.0)
         return index

@@ -1,6 +1,6 @@
 """One call's RTP/RTCP UDP endpoint: sockets, strict-source filtering, NAT learning.
 
-``RtpEndpoint(local_address, rtp_port, *, on_rtp, on_rtcp, learn_window=2.0)``
+``RtpEndpoint(local_address, rtp_port, *, on_rtp, on_rtcp, learn_window=2.0, clock=time.monotonic)``
     ``await open()`` binds RTP on ``rtp_port`` and RTCP on ``rtp_port + 1``; raises
     :class:`MediaPortBusy` if either is taken (nothing stays bound then).
     ``set_remote(address, port, rtcp_port, payload_types, *, rtcp_mux=False)``
@@ -118,10 +118,12 @@ class RtpEndpoint:
         on_rtp: RtpHandler,
         on_rtcp: RtcpHandler,
         learn_window: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.local_address = local_address
         self.rtp_port = rtp_port
         self.learn_window = learn_window
+        self._clock = clock  # monotonic seconds: arrival times (the handlers' `now`), the learn window
         self._family = socket.AF_INET6 if ":" in local_address else socket.AF_INET
         self._on_rtp = on_rtp
         self._on_rtcp = on_rtcp
@@ -234,7 +236,7 @@ class RtpEndpoint:
     @property
     def lock_final(self) -> bool:
         """True once the source can no longer change (until ``set_remote`` moves the peer)."""
-        if not self._final and self._locked is not None and time.monotonic() >= self._provisional_until:
+        if not self._final and self._locked is not None and self._clock() >= self._provisional_until:
             self._final = True
         return self._final
 
@@ -279,7 +281,7 @@ class RtpEndpoint:
     # ------------------------------------------------------------------ receiving
 
     def _rtp_received(self, data: bytes, addr: Address) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if self._final:
             if addr != self._locked:
                 self.dropped_foreign += 1
@@ -376,7 +378,7 @@ class RtpEndpoint:
         if source is None or addr[0] != source[0]:
             self.dropped_foreign += 1
             return
-        now = time.monotonic()
+        now = self._clock()
         try:
             packets = parse_rtcp(data)
         except RtcpParseError:

@@ -1,7 +1,10 @@
 """One call's media: RTP endpoint + jitter buffer + G.711 + DTMF + RTCP, driven by the clock.
 
 ``MediaSession(call_id, rtp_port, config, *, on_dtmf, on_media_timeout)`` is a
-:class:`~media.clock.ClockParticipant`. Life cycle: ``await open()`` (binds RTP on
+:class:`~media.clock.ClockParticipant`. Its time comes from ``clock`` (monotonic
+seconds, the same as the media clock's ``now``; packet arrivals, timeouts, RTCP)
+and ``wall_clock`` (Unix seconds, for RTCP's NTP timestamps and round-trip
+times); both default to the real ones, and tests pass fakes. Life cycle: ``await open()`` (binds RTP on
 ``rtp_port`` and RTCP on ``rtp_port + 1``; :class:`MediaPortBusy` if taken), then
 ``set_remote(negotiated_media)`` whenever SDP is negotiated (again on re-INVITE),
 ``clock.add(session)``, ..., ``clock.remove(session)``, ``await close()``.
@@ -162,18 +165,23 @@ class MediaSession:
         *,
         on_dtmf: Callable[[str, int], None],
         on_media_timeout: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.call_id = call_id
         self.rtp_port = rtp_port
         self.config = config
         self._on_dtmf = on_dtmf
         self._on_media_timeout = on_media_timeout
+        self._clock = clock
+        self._wall_clock = wall_clock
         self._endpoint = RtpEndpoint(
             config.local_address,
             rtp_port,
             on_rtp=self._on_rtp,
             on_rtcp=self._on_rtcp,
             learn_window=config.learn_window,
+            clock=clock,
         )
         self._jb = JitterBuffer(
             clock_rate=CLOCK_RATE,
@@ -201,7 +209,7 @@ class MediaSession:
         self._was_sending = False
         self._on_hold = False
         self._timeout = config.media_timeout
-        self._last_rx = time.monotonic()
+        self._last_rx = clock()
         self._timed_out = False
         self._rx_ssrc: int | None = None
 
@@ -233,7 +241,7 @@ class MediaSession:
             return
         await self._endpoint.open()
         self._open = True
-        self._next_rtcp = time.monotonic() + self._rtcp_delay() / 2
+        self._next_rtcp = self._clock() + self._rtcp_delay() / 2
 
     async def close(self) -> None:
         if not self._open:
@@ -243,7 +251,7 @@ class MediaSession:
         self._closed = True
         if self._media is not None:
             try:
-                self._send_report(time.monotonic(), bye=True)
+                self._send_report(self._clock(), bye=True)
             except Exception:  # never keep the sockets open because BYE failed
                 log.exception("RTCP BYE failed for call %s", self.call_id)
         self._endpoint.close()
@@ -306,7 +314,7 @@ class MediaSession:
             media.rejected or media.remote_hold or not media.direction.sends or not media.direction.receives
         )
         self._timeout = self.config.hold_timeout if self._on_hold else self.config.media_timeout
-        self._last_rx = time.monotonic()
+        self._last_rx = self._clock()
         self._media = media
 
     def set_source(self, source: PlayoutSource | None) -> None:
@@ -381,7 +389,7 @@ class MediaSession:
 
     def _on_rtcp(self, packets: list[RtcpPacket], now: float) -> None:
         self._stats.rtcp_in += 1
-        arrival = time.time()
+        arrival = self._wall_clock()
         our_ssrc = self._sender.ssrc
         for packet in packets:
             blocks: list[ReportBlock]
@@ -564,7 +572,7 @@ class MediaSession:
         report: RtcpPacket
         if self._sent_since_report:
             # The last packet was stamped at this tick; map wall time to it.
-            wall = time.time() - (time.monotonic() - now)
+            wall = self._wall_clock() - (self._clock() - now)
             report = SenderReport(
                 ssrc,
                 ntp_from_unix(wall),

@@ -16,8 +16,9 @@ verifies it in constant time. Keys are relative paths that can never leave ``loc
 
 ``S3Storage`` uploads with boto3 (multipart above ``multipart_threshold``) on its own
 thread pool, so the event loop never blocks; transient failures are retried by botocore
-and again by an exponential-backoff loop here. ``put`` returns only after a HEAD of the
-object reports the local file's size.
+and again by an exponential-backoff loop here (waiting with the ``sleep`` it is given,
+``asyncio.sleep`` by default). ``put`` returns only after a HEAD of the object reports
+the local file's size. ``LocalStorage`` reads the time of day from its ``clock``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol, TypeVar
@@ -275,6 +276,7 @@ class S3Storage:
         read_timeout: float = 60.0,
         boto_max_attempts: int = 3,
         max_workers: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if config.url_mode == "public" and not config.public_base_url:
             raise ValueError("url_mode 'public' needs public_base_url")
@@ -284,6 +286,7 @@ class S3Storage:
         self._attempts = max(1, attempts)
         self._backoff = backoff_seconds
         self._max_backoff = max_backoff_seconds
+        self._sleep = sleep
         self.transfer = transfer_config or TransferConfig(
             multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=4, use_threads=True
         )
@@ -325,7 +328,7 @@ class S3Storage:
                 delay = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
                 delay *= random.uniform(0.5, 1.0)
                 log.warning("s3 %s failed, retrying", what, extra={"attempt": attempt, "error": str(exc)})
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
         raise AssertionError("unreachable")
 
     def _upload_sync(self, local_path: Path, key: str) -> None:

@@ -482,7 +482,7 @@ class CallLeg:
         if self.agent is None or self.bridge is not None:
             return
         self.bridge = AgentBridge(
-            self.agent,
+            self.agent.endpoint(),
             call_id=self.call.id,
             account_id=self.call.account_id,
             from_=self.call.from_,

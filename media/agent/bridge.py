@@ -1,4 +1,4 @@
-"""AgentBridge: one call's websocket connection to its AI voice agent.
+"""AgentBridge: one call's session with its AI voice agent.
 
 The gateway is the websocket client. One bridge per call that has an
 ``agent_id``; it is both the :class:`~media.session.CallerAudioSink` and the
@@ -6,7 +6,7 @@ The gateway is the websocket client. One bridge per call that has an
 
 Life cycle (driven by call control)::
 
-    bridge = AgentBridge(agent_config, call_id=..., account_id=..., from_=..., to=...,
+    bridge = AgentBridge(agent_endpoint, call_id=..., account_id=..., from_=..., to=...,
                          metadata=..., on_hangup_request=..., on_agent_lost=...)
     await bridge.connect()              # while the call rings; AgentUnavailable on failure
     bridge.start_media(answered_at)     # at answer: sends start, audio flows both ways
@@ -14,17 +14,19 @@ Life cycle (driven by call control)::
     await bridge.stop("remote_hangup")  # sends stop, waits stop_grace_seconds, closes 1000
     record["agent_summary"] = bridge.summary()
 
+Its parts: the websocket (:mod:`media.agent.websocket`, frames parsed by
+:mod:`media.agent.frames`), reaching the agent and reconnecting
+(:mod:`media.agent.connection`), the wire format (:mod:`media.agent.orbit_voice`
+or :mod:`media.agent.twilio`, one codec per connection), the playout queue
+(:mod:`media.agent.playout`) and the life cycle (:mod:`media.agent.state`: one
+:class:`BridgeState`, changed only along its table). This module ties them
+together: the media tick, and what the agent's events do.
+
 Threading: everything runs on the event loop. ``on_caller_audio``,
-``next_frame`` and ``on_dtmf`` are synchronous and never wait: websocket
-frames are written straight to the transport through websockets' sans-I/O
-``ClientProtocol``. Measured on loopback with 50 connections, that costs about
-13 us of CPU per 20 ms frame against 23-26 us for ``await ws.send()`` from a
-writer task fed by a queue (asyncio or uvloop). Whole text and binary frames
-from the agent are parsed by the connection itself (2 us a frame against 7.7 us
-through websockets' parser); control frames, fragments and anything websockets
-must refuse still go through its protocol. When the agent does not read
-fast enough and about a second of audio sits unsent in the transport, caller
-frames are dropped and counted instead of piling up.
+``next_frame`` and ``on_dtmf`` are synchronous and never wait: frames are
+written straight to the transport. When the agent does not read fast enough and
+about a second of audio sits unsent in the transport, caller frames are dropped
+and counted instead of piling up.
 
 Agent -> caller: audio of any length is queued at the agent's rate in a
 :class:`~media.agent.playout.PlayoutQueue` (bounded to ``max_playout_ms``);
@@ -45,37 +47,25 @@ the budget is restored once a connection has stayed up for 30 s), with
 kept and sent right after the new ``start``. When the budget is spent, or a
 flood of protocol violations closed the connection, ``on_agent_lost(reason)``
 is called and the bridge stays silent.
+
+Time: ``clock`` (monotonic seconds) dates the answer, the first agent audio,
+violations and how long a connection lasted; ``sleep`` waits out the reconnect
+backoff. Both default to the real ones; tests pass a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import ssl
-import struct
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Final, Literal, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
-from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
-from websockets.typing import Subprotocol
-from websockets.uri import WebSocketURI, parse_uri
-
-try:  # websockets' C masking, as its own frames use; its pure-Python twin otherwise
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover
-    from websockets.utils import apply_mask
-
-from gateway.config import AgentConfig
-from gateway.timeutil import utcnow
-from media.agent.errors import FloodGuard
+from media.agent.connection import AgentConnector, AgentUnavailable
+from media.agent.endpoint import AgentEndpoint
+from media.agent.errors import FloodGuard, LogLimiter
 from media.agent.events import (
     STOP_REASONS,
     AgentAudio,
@@ -96,403 +86,34 @@ from media.agent.events import (
     StopReason,
     Summary,
 )
+from media.agent.frames import Message
 from media.agent.orbit_voice import OrbitVoiceCodec
 from media.agent.playout import PlayoutQueue
+from media.agent.state import BridgeState, check_transition
 from media.agent.summary import AgentSessionStats
 from media.agent.twilio import TwilioCodec
+from media.agent.websocket import AgentSocket, SocketOptions
 from media.resample import FrameResampler, FrameResamplers
+from media.timeutil import utcnow
 
 __all__ = ["AgentBridge", "AgentUnavailable", "BridgeState"]
 
 log = logging.getLogger("media.agent.bridge")
 
-BridgeState = Literal["new", "connecting", "open", "reconnecting", "ended", "lost", "unavailable", "stopped"]
-
 _PCM_RATE: Final = 8000
 _FRAME_MS: Final = 20
-_BACKOFF_S: Final = (0.0, 0.2, 0.5, 1.0, 2.0)
-_STABLE_S: Final = 30.0
 _MAX_PENDING_EVENTS: Final = 256
-_HEAD_SHORT: Final = struct.Struct("!BB")
-_HEAD_16: Final = struct.Struct("!BBH")
-_HEAD_64: Final = struct.Struct("!BBQ")
-_MASK_POOL_BYTES: Final = 4096
-_USER_AGENT: Final = "orbit-gateway"
+
+# The states the media tick asks about, as module constants: it asks 50 times a second per call.
+_STREAMING: Final = BridgeState.STREAMING
+_BUFFERING: Final = (BridgeState.NEW, BridgeState.CONNECTING, BridgeState.RECONNECTING)
+_FINISHING: Final = (BridgeState.STOPPING, BridgeState.STOPPED)
+_ATTACHED: Final = (BridgeState.CONNECTED, BridgeState.STREAMING, BridgeState.RECONNECTING, BridgeState.ENDED)
 
 
-class AgentUnavailable(Exception):
-    """The agent could not be reached: ``reason`` is timeout, refused, http_error,
-    handshake_failed, tls, dns, network or stopped."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"agent unavailable ({reason}){': ' + detail if detail else ''}")
-        self.reason = reason
-        self.detail = detail
-
-
-class _LogLimiter:
-    """At most ``burst`` lines, then one line per ``interval`` seconds with a suppressed count."""
-
-    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
-        self.burst = burst
-        self.interval = interval
-        self._count = 0
-        self._next = 0.0
-        self._suppressed = 0
-
-    def allow(self, now: float) -> tuple[bool, int]:
-        self._count += 1
-        if self._count <= self.burst or now >= self._next:
-            suppressed, self._suppressed = self._suppressed, 0
-            if self._count > self.burst:
-                self._next = now + self.interval
-            return True, suppressed
-        self._suppressed += 1
-        return False, 0
-
-
-def _parser_buffer(proto: ClientProtocol) -> int:
-    """Bytes waiting in the protocol's frame parser; -1 when that cannot be told."""
-    buffer = getattr(getattr(proto, "reader", None), "buffer", None)
-    return len(buffer) if isinstance(buffer, (bytes, bytearray)) else -1
-
-
-def _abort_result(task: asyncio.Task[_AgentSocket]) -> None:
+def _abort_result(task: asyncio.Task[AgentSocket]) -> None:
     if not task.cancelled() and task.exception() is None:
         task.result().abort()
-
-
-MessageHandler = Callable[["_AgentSocket", "str | bytes | None"], None]
-ClosedHandler = Callable[["_AgentSocket"], None]
-
-
-class _AgentSocket(asyncio.Protocol):
-    """A websocket client connection: websockets' sans-I/O protocol on an asyncio transport.
-
-    Writes go straight to the transport (no task, no await). Whole messages are
-    handed to the attached handler; text that is not UTF-8 is handed over as None.
-    Messages that arrive before :meth:`attach` (right behind the handshake
-    response) are kept and replayed.
-    """
-
-    def __init__(
-        self,
-        uri: WebSocketURI,
-        *,
-        subprotocols: list[Subprotocol] | None,
-        headers: dict[str, str],
-        max_size: int,
-        ping_interval: float | None,
-        ping_timeout: float,
-        close_timeout: float,
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._proto = ClientProtocol(uri, subprotocols=subprotocols, max_size=max_size)
-        self._headers = headers
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._close_timeout = close_timeout
-        self._transport: asyncio.Transport | None = None
-        self.opened: asyncio.Future[None] = self._loop.create_future()
-        self.closed: asyncio.Future[None] = self._loop.create_future()
-        self.opened_at = 0.0
-        self.closed_by_us = False
-        self.error: str | None = None
-        self.oversized = False
-        self._fragments: list[bytes] = []
-        self._fragment_text = False
-        self._on_message: MessageHandler | None = None
-        self._on_closed: ClosedHandler | None = None
-        self._early: list[str | bytes | None] = []
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._pong_handle: asyncio.TimerHandle | None = None
-        self._abort_handle: asyncio.TimerHandle | None = None
-        self._mask_pool = b""
-        self._mask_pos = 0
-        self._max_size = max_size
-        self._fast = False  # frames parsed by _receive_fast
-        self._rx = bytearray()  # its unparsed bytes: the start of a frame
-
-    # ------------------------------------------------------------------ state
-
-    @property
-    def is_open(self) -> bool:
-        return self._proto.state is State.OPEN and self._transport is not None
-
-    @property
-    def close_code(self) -> int | None:
-        """Close code the agent sent, if it sent a close frame."""
-        rcvd = self._proto.close_rcvd
-        return None if rcvd is None else int(rcvd.code)
-
-    @property
-    def close_reason(self) -> str:
-        rcvd = self._proto.close_rcvd
-        return "" if rcvd is None else rcvd.reason
-
-    @property
-    def subprotocol(self) -> str | None:
-        return self._proto.subprotocol
-
-    def write_buffer_size(self) -> int:
-        t = self._transport
-        return 0 if t is None else t.get_write_buffer_size()
-
-    def attach(self, on_message: MessageHandler, on_closed: ClosedHandler) -> None:
-        self._on_message = on_message
-        self._on_closed = on_closed
-        early, self._early = self._early, []
-        for msg in early:
-            on_message(self, msg)
-        if self.closed.done():
-            on_closed(self)
-
-    # ------------------------------------------------------------------ output
-
-    def send(self, frame: str | bytes) -> bool:
-        proto = self._proto
-        transport = self._transport
-        if proto.state is not State.OPEN or transport is None:
-            return False
-        if isinstance(frame, str):
-            proto.send_text(frame.encode("utf-8"))
-            for data in proto.data_to_send():
-                if data:
-                    transport.write(data)
-        else:
-            # Audio, 50 times a second per call: one unfragmented, masked binary frame
-            # (RFC 6455 5.2) written directly. The protocol object keeps no state for
-            # whole data frames, and compression is never negotiated.
-            transport.write(self._binary_frame(frame))
-        return True
-
-    def _binary_frame(self, payload: bytes) -> bytes:
-        n = len(payload)
-        if n < 126:
-            head = _HEAD_SHORT.pack(0x82, 0x80 | n)
-        elif n < 65536:
-            head = _HEAD_16.pack(0x82, 0x80 | 126, n)
-        else:
-            head = _HEAD_64.pack(0x82, 0x80 | 127, n)
-        pos = self._mask_pos
-        if pos + 4 > len(self._mask_pool):
-            self._mask_pool = os.urandom(_MASK_POOL_BYTES)  # masking keys from a strong source
-            pos = 0
-        mask = self._mask_pool[pos : pos + 4]
-        self._mask_pos = pos + 4
-        return b"".join((head, mask, apply_mask(payload, mask)))
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Start the closing handshake; the TCP connection is aborted after close_timeout."""
-        self.closed_by_us = True
-        if self._proto.state is State.OPEN:
-            try:
-                self._proto.send_close(code, reason)
-            except Exception:  # an invalid code must not keep the socket open
-                self._proto.send_close(1011)
-            self._flush()
-        elif self._transport is not None and self._proto.state is State.CONNECTING:
-            self._transport.close()
-        if self._abort_handle is None and not self.closed.done():
-            self._abort_handle = self._loop.call_later(self._close_timeout, self.abort)
-
-    def abort(self) -> None:
-        if self._transport is not None and not self.closed.done():
-            self._transport.abort()
-
-    def _flush(self) -> None:
-        transport = self._transport
-        if transport is None:
-            return
-        for data in self._proto.data_to_send():
-            if data:
-                transport.write(data)
-            elif transport.can_write_eof():
-                try:
-                    transport.write_eof()
-                except (OSError, RuntimeError):
-                    transport.close()
-            else:
-                transport.close()
-
-    # ------------------------------------------------------------------ asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses; both have the stream API.
-        transport = cast(asyncio.Transport, transport)
-        self._transport = transport
-        request = self._proto.connect()
-        if not any(k.lower() == "user-agent" for k in self._headers):
-            request.headers["User-Agent"] = _USER_AGENT
-        for key, value in self._headers.items():
-            request.headers[key] = value
-        self._proto.send_request(request)
-        self._flush()
-
-    def data_received(self, data: bytes) -> None:
-        if self._fast:
-            self._receive_fast(data)
-        else:
-            self._receive(data)
-
-    def _receive_fast(self, data: bytes) -> None:
-        """Whole, unfragmented text and binary frames from the agent, parsed here (RFC 6455 5.2).
-
-        Everything else (control frames, fragments, reserved bits) goes to websockets'
-        protocol one whole frame at a time, so its parser always stands at a frame
-        boundary; what it must refuse (a masked frame, one over ``max_size``) goes to it
-        with the rest of the stream, which the connection does not survive.
-        """
-        rx = self._rx
-        if rx:
-            rx += data  # the rest of a frame that began in an earlier read
-            buf: bytes | bytearray = rx
-        else:
-            buf = data
-        n = len(buf)
-        pos = 0
-        while n - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            length = b1 & 0x7F
-            head = 2
-            if length >= 126:
-                head = 4 if length == 126 else 10
-                if n - pos < head:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + head], "big")
-            if b1 & 0x80 or length > self._max_size:
-                self._fast = False
-                self._rx = bytearray()
-                self._receive(bytes(buf[pos:]))
-                return
-            end = pos + head + length
-            if end > n:
-                break
-            if (b0 == 0x82 or b0 == 0x81) and not self._fragments and self._proto.state is State.OPEN:
-                self._deliver(b0 == 0x81, buf[pos + head : end])
-            else:
-                self._receive(bytes(buf[pos:end]))
-                if not self._fast:
-                    self._rx = bytearray()
-                    if end < n:
-                        self._receive(bytes(buf[end:]))
-                    return
-            pos = end
-        if buf is rx:
-            del rx[:pos]
-        elif pos < n:
-            self._rx = bytearray(buf[pos:])
-
-    def _receive(self, data: bytes) -> None:
-        """Bytes for websockets' protocol: the handshake response, then what the fast path hands over."""
-        proto = self._proto
-        proto.receive_data(data)
-        events = proto.events_received()
-        self._flush()  # pongs and close replies first
-        for event in events:
-            if isinstance(event, Response):
-                self._on_response()
-            elif isinstance(event, Frame):
-                self._on_frame(event)
-        if proto.parser_exc is not None and self.error is None:
-            self.error = f"{type(proto.parser_exc).__name__}: {proto.parser_exc}"
-            self.oversized = type(proto.parser_exc).__name__ == "PayloadTooBig"
-        self._flush()
-        if proto.close_expected() and self._abort_handle is None:
-            self._abort_handle = self._loop.call_later(self._close_timeout, self.abort)
-        # Frames are parsed here only while the protocol's parser holds no partial frame.
-        self._fast = proto.state is State.OPEN and not _parser_buffer(proto)
-
-    def eof_received(self) -> bool | None:
-        self._proto.receive_eof()
-        self._flush()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._proto.receive_eof()
-        if exc is not None and self.error is None:
-            self.error = f"{type(exc).__name__}: {exc}"
-        for handle in (self._ping_handle, self._pong_handle, self._abort_handle):
-            if handle is not None:
-                handle.cancel()
-        self._transport = None
-        if not self.opened.done():
-            err = self._proto.handshake_exc or ConnectionError(
-                self.error or "connection closed during handshake"
-            )
-            self.opened.set_exception(err)
-            self.opened.exception()  # retrieved: the opener reports it
-        if not self.closed.done():
-            self.closed.set_result(None)
-        if self._on_closed is not None:
-            self._on_closed(self)
-
-    # ------------------------------------------------------------------ internals
-
-    def _on_response(self) -> None:
-        if self.opened.done():
-            return
-        exc = self._proto.handshake_exc
-        if exc is not None:
-            self.opened.set_exception(exc)
-            if self._transport is not None:
-                self._transport.close()
-            return
-        self.opened_at = time.monotonic()
-        self.opened.set_result(None)
-        if self._ping_interval:
-            self._ping_handle = self._loop.call_later(self._ping_interval, self._ping)
-
-    def _on_frame(self, frame: Frame) -> None:
-        op = frame.opcode
-        if op is Opcode.TEXT or op is Opcode.BINARY:
-            if frame.fin:
-                self._deliver(op is Opcode.TEXT, frame.data)
-            else:
-                self._fragment_text = op is Opcode.TEXT
-                self._fragments = [bytes(frame.data)]
-        elif op is Opcode.CONT:
-            self._fragments.append(bytes(frame.data))
-            if frame.fin:
-                data = b"".join(self._fragments)
-                self._fragments = []
-                self._deliver(self._fragment_text, data)
-        elif op is Opcode.PONG and self._pong_handle is not None:
-            self._pong_handle.cancel()
-            self._pong_handle = None
-            if self._ping_interval:
-                self._ping_handle = self._loop.call_later(self._ping_interval, self._ping)
-
-    def _deliver(self, text: bool, data: bytes | bytearray | memoryview) -> None:
-        msg: str | bytes | None
-        if text:
-            try:
-                msg = bytes(data).decode("utf-8")
-            except UnicodeDecodeError:
-                msg = None
-        else:
-            msg = bytes(data)
-        if self._on_message is None:
-            self._early.append(msg)
-            return
-        try:
-            self._on_message(self, msg)
-        except Exception:
-            log.exception("agent message handler failed")
-
-    def _ping(self) -> None:
-        self._ping_handle = None
-        if self._proto.state is not State.OPEN:
-            return
-        self._proto.send_ping(os.urandom(4))
-        self._flush()
-        self._pong_handle = self._loop.call_later(self._ping_timeout, self._ping_timed_out)
-
-    def _ping_timed_out(self) -> None:
-        self._pong_handle = None
-        self.error = "keepalive ping timeout"
-        self.abort()
 
 
 class AgentBridge:
@@ -500,7 +121,7 @@ class AgentBridge:
 
     def __init__(
         self,
-        agent: AgentConfig,
+        agent: AgentEndpoint,
         *,
         call_id: str,
         account_id: str,
@@ -512,6 +133,7 @@ class AgentBridge:
         on_agent_lost: Callable[[str], None],
         send_dtmf: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_playout_ms: int = 60_000,
         reconnect_buffer_ms: int = 2_000,
         ping_interval: float | None = 20.0,
@@ -532,15 +154,26 @@ class AgentBridge:
         self._on_agent_lost = on_agent_lost
         self._send_dtmf = send_dtmf
         self._clock = clock
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
-        self._max_message_bytes = max_message_bytes
-        self._ssl_context = ssl_context
 
         self._codec: AgentCodec = self._new_codec()
         rate = self._codec.sample_rate
         self._rate = rate
+        options = SocketOptions(
+            max_size=max_message_bytes,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            close_timeout=close_timeout,
+        )
+        self._connector = AgentConnector(
+            agent,
+            call_id=call_id,
+            subprotocol=self._codec.subprotocol,
+            options=options,
+            ssl_context=ssl_context,
+            clock=clock,
+            sleep=sleep,
+        )
         # Resampling (agents not at 8 kHz): a slot in the clock's shared per-tick batch.
         self._batched = resamplers is not None
         pool = resamplers or FrameResamplers()
@@ -562,21 +195,18 @@ class AgentBridge:
         self._pending: deque[bytes | Dtmf] = deque(maxlen=max(1, reconnect_buffer_ms // _FRAME_MS))
         self._pending_out: list[GatewayEvent] = []
         self._flood = FloodGuard()
-        self._log_limit = _LogLimiter()
+        self._log_limit = LogLimiter()
 
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._state: BridgeState = "new"
-        self._sock: _AgentSocket | None = None
-        self._connect_task: asyncio.Task[_AgentSocket] | None = None
+        self._state = BridgeState.NEW
+        self._sock: AgentSocket | None = None
+        self._connect_task: asyncio.Task[AgentSocket] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._attempts_used = 0
-        self._start_sent = False
-        self._ever_started = False
-        self._media_started = False
-        self._answered_at: float | None = None
+        self._answered_at: float | None = None  # clock() at answer; media flows from then on
+        self._streamed = False  # a `start` went out before: the next one says reconnect
+        # The agent's hang-up outlives its connection: asked for (maybe after playout), then done once.
         self._hangup_requested = False
         self._hangup_fired = False
-        self._stopping = False
         self._stopped = asyncio.Event()
 
         self.stats = AgentSessionStats(agent.id, agent.protocol, rate)
@@ -594,7 +224,12 @@ class AgentBridge:
     @property
     def streaming(self) -> bool:
         """True while start has been sent on a live connection."""
-        return self._start_sent and self.connected
+        return self._state is _STREAMING and self.connected
+
+    @property
+    def hangup_requested(self) -> bool:
+        """The agent asked to hang up (perhaps once its queued audio has played)."""
+        return self._hangup_requested
 
     @property
     def playout_queued_ms(self) -> int:
@@ -611,6 +246,15 @@ class AgentBridge:
         st.agent_audio_trimmed_bytes = q.trimmed_bytes * _PCM_RATE // self._rate
         return st.as_dict()
 
+    def _to(self, new: BridgeState) -> None:
+        """The one place the state changes: InvalidTransition for a pair not in the table."""
+        check_transition(self._state, new)
+        log.debug(
+            "agent bridge state",
+            extra={"call_id": self.call_id, "agent_id": self.agent.id, "from": self._state.value, "to": new.value},
+        )
+        self._state = new
+
     # ------------------------------------------------------------------ connect
 
     async def connect(self) -> None:
@@ -621,15 +265,15 @@ class AgentBridge:
         for the same attempt.
         """
         self._loop = asyncio.get_running_loop()
-        if self._state in ("open", "reconnecting", "ended"):
+        if self._state in _ATTACHED:
             return
-        if self._stopping or self._state == "stopped":
+        if self._state in _FINISHING:
             raise AgentUnavailable("stopped", "the bridge was stopped")
-        if self._state == "lost":
+        if self._state is BridgeState.LOST:
             raise AgentUnavailable("lost", "the agent was lost earlier in this call")
         if self._connect_task is None:
-            self._state = "connecting"
-            self._connect_task = self._loop.create_task(self._open_socket())
+            self._to(BridgeState.CONNECTING)
+            self._connect_task = self._loop.create_task(self._connector.open())
         task = self._connect_task
         started = self._clock()
         try:
@@ -642,96 +286,34 @@ class AgentBridge:
             task.add_done_callback(_abort_result)
             raise
         except AgentUnavailable as exc:
-            if self._state == "connecting":
-                self._state = "unavailable"
+            if self._state is BridgeState.CONNECTING:
+                self._to(BridgeState.UNAVAILABLE)
                 self.stats.end_reason = self.stats.end_reason or "agent_unavailable"
                 self._pending.clear()
                 log.warning("agent %s unavailable for call %s: %s", self.agent.id, self.call_id, exc)
             raise
         if self._sock is sock:
             return
-        if self._stopping:
+        if self._state in _FINISHING:
             sock.abort()
             raise AgentUnavailable("stopped", "the bridge was stopped")
         self.stats.connect_ms = round((self._clock() - started) * 1000)
         self._install(sock)
-
-    async def _open_socket(self) -> _AgentSocket:
-        cfg = self.agent
-        loop = asyncio.get_running_loop()
-        try:
-            uri = parse_uri(cfg.url)
-        except InvalidURI as exc:
-            raise AgentUnavailable("handshake_failed", str(exc)) from None
-        ssl_ctx: ssl.SSLContext | None = None
-        if uri.secure:
-            ssl_ctx = self._ssl_context or ssl.create_default_context()
-        subprotocols = [Subprotocol(self._codec.subprotocol)] if self._codec.subprotocol else None
-        sock: _AgentSocket | None = None
-
-        def factory() -> _AgentSocket:
-            nonlocal sock
-            sock = _AgentSocket(
-                uri,
-                subprotocols=subprotocols,
-                headers=dict(cfg.headers),
-                max_size=self._max_message_bytes,
-                ping_interval=self._ping_interval,
-                ping_timeout=self._ping_timeout,
-                close_timeout=self._close_timeout,
-            )
-            return sock
-
-        try:
-            async with asyncio.timeout(cfg.connect_timeout_seconds):
-                await loop.create_connection(
-                    factory,
-                    uri.host,
-                    uri.port,
-                    ssl=ssl_ctx,
-                    server_hostname=uri.host if ssl_ctx is not None else None,
-                )
-                assert sock is not None
-                await sock.opened
-        except TimeoutError:
-            if sock is not None:
-                sock.abort()
-            raise AgentUnavailable(
-                "timeout", f"no handshake within {cfg.connect_timeout_seconds:g} s"
-            ) from None
-        except asyncio.CancelledError:
-            if sock is not None:
-                sock.abort()
-            raise
-        except InvalidStatus as exc:
-            raise AgentUnavailable("http_error", f"HTTP {exc.response.status_code}") from None
-        except InvalidHandshake as exc:
-            raise AgentUnavailable("handshake_failed", str(exc)) from None
-        except ssl.SSLError as exc:
-            raise AgentUnavailable("tls", str(exc)) from None
-        except ConnectionRefusedError as exc:
-            raise AgentUnavailable("refused", str(exc)) from None
-        except socket.gaierror as exc:
-            raise AgentUnavailable("dns", str(exc)) from None
-        except (OSError, ConnectionError) as exc:
-            raise AgentUnavailable("network", str(exc)) from None
-        assert sock is not None
-        return sock
 
     def _new_codec(self) -> AgentCodec:
         if self.agent.protocol == "twilio":
             return TwilioCodec(self.account_id, self.call_id)
         return OrbitVoiceCodec(self.agent.sample_rate)
 
-    def _install(self, sock: _AgentSocket) -> None:
+    def _install(self, sock: AgentSocket) -> None:
         self._sock = sock
-        self._state = "open"
+        self._to(BridgeState.CONNECTED)
         if self.stats.connected_at is None:
             self.stats.connected_at = utcnow()
         log.info(
             "agent %s connected for call %s (subprotocol %s)", self.agent.id, self.call_id, sock.subprotocol
         )
-        if self._media_started:
+        if self._answered_at is not None:
             self._begin_stream(sock)
         sock.attach(self._on_message, self._on_closed)
 
@@ -747,17 +329,16 @@ class AgentBridge:
         """
         if send_dtmf is not None:
             self._send_dtmf = send_dtmf
-        if self._media_started or self._stopping:
+        if self._answered_at is not None or self._state in _FINISHING:
             return
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        self._media_started = True
         self._answered_at = answered_at
         sock = self._sock
         if sock is not None and sock.is_open:
             self._begin_stream(sock)
 
-    def _begin_stream(self, sock: _AgentSocket) -> None:
+    def _begin_stream(self, sock: AgentSocket) -> None:
         if self.agent.protocol == "twilio":
             self._codec = self._new_codec()  # a new stream: new streamSid, numbering from 1
         codec = self._codec
@@ -771,13 +352,13 @@ class AgentBridge:
             metadata=self.metadata,
             account_id=self.account_id,
             sample_rate=codec.sample_rate,
-            reconnect=self._ever_started,
+            reconnect=self._streamed,
         )
         start_frame = codec.encode(start)
         assert start_frame is not None
         sock.send(start_frame)
-        self._start_sent = True
-        self._ever_started = True
+        self._to(BridgeState.STREAMING)
+        self._streamed = True
         if self._up is not None:
             self._up.reset(self._up_slot)
         pending_out, self._pending_out = self._pending_out, []
@@ -794,11 +375,10 @@ class AgentBridge:
 
     def on_caller_audio(self, pcm: bytes) -> None:
         """CallerAudioSink: 320 bytes of PCM16 8 kHz, once per tick."""
-        if not self._media_started or self._stopping:
-            return
-        if self._start_sent:
+        state = self._state
+        if state is _STREAMING:
             self._send_caller(pcm)
-        elif self._state in ("new", "connecting", "reconnecting"):
+        elif self._answered_at is not None and state in _BUFFERING:
             pending = self._pending
             if len(pending) == pending.maxlen:
                 self.stats.caller_frames_dropped += 1
@@ -821,7 +401,7 @@ class AgentBridge:
 
     def _send_audio(self, data: bytes) -> None:
         sock = self._sock
-        if sock is None or self._stopping:
+        if sock is None or self._state is not _STREAMING:
             return
         frame = self._codec.encode(Audio(data))
         if frame is not None and sock.send(frame):
@@ -832,7 +412,7 @@ class AgentBridge:
         down = self._down
         if down is None or self._ready is not None or self._fetching:
             return
-        if not self._media_started or self._stopping:
+        if self._answered_at is None or self._state in _FINISHING:
             return
         frame = self._take_frame()
         if frame is not None:
@@ -845,7 +425,7 @@ class AgentBridge:
 
     def next_frame(self) -> bytes | None:
         """PlayoutSource: 320 bytes of PCM16 8 kHz to play this tick, or None for silence."""
-        if not self._media_started or self._stopping:
+        if self._answered_at is None or self._state in _FINISHING:
             return None
         down = self._down
         if down is None:
@@ -895,19 +475,23 @@ class AgentBridge:
         """A digit the caller pressed (MediaSession's on_dtmf, or SIP INFO)."""
         self.stats.dtmf_received += digit
         event = Dtmf(digit, max(0, duration_ms or 0))
-        if not self._media_started or self._stopping:
+        state = self._state
+        if self._answered_at is None or state in _FINISHING:
             return
-        if self._start_sent:
+        if state is _STREAMING:
             self._send_event(event)
-        elif self._state in ("new", "connecting", "reconnecting"):
+        elif state in _BUFFERING:
             self._pending.append(event)
 
     def _send_event(self, event: GatewayEvent) -> None:
         sock = self._sock
-        if sock is None or not self._start_sent:
+        if sock is None or self._state is not _STREAMING:
             if len(self._pending_out) < _MAX_PENDING_EVENTS:
                 self._pending_out.append(event)
             return
+        self._encode_and_send(sock, event)
+
+    def _encode_and_send(self, sock: AgentSocket, event: GatewayEvent) -> None:
         try:
             frame = self._codec.encode(event)
         except ValueError:
@@ -918,7 +502,7 @@ class AgentBridge:
 
     # ------------------------------------------------------------------ agent -> gateway
 
-    def _on_message(self, sock: _AgentSocket, frame: str | bytes | None) -> None:
+    def _on_message(self, sock: AgentSocket, frame: Message) -> None:
         if sock is not self._sock:
             return
         if frame is None:
@@ -928,7 +512,7 @@ class AgentBridge:
         if isinstance(event, ProtocolViolation):
             self._violation(event)
             return
-        if self._stopping:
+        if self._state in _FINISHING:
             if isinstance(event, Summary):
                 self.stats.agent_data = event.data
             return
@@ -964,12 +548,12 @@ class AgentBridge:
 
     def _agent_hangup(self, after_playout: bool) -> None:
         self._hangup_requested = True
-        if not after_playout or not self._media_started or self._queue.request_hangup():
+        if not after_playout or self._answered_at is None or self._queue.request_hangup():
             self._fire_hangup()
 
     def _agent_send_dtmf(self, digits: str) -> None:
         sender = self._send_dtmf
-        if sender is None or not self._media_started:
+        if sender is None or self._answered_at is None:
             log.warning(
                 "agent %s sent DTMF %r but the call has no media to send it on", self.agent.id, digits
             )
@@ -995,7 +579,7 @@ class AgentBridge:
                 f"; {suppressed} more not logged" if suppressed else "",
             )
         code = self._flood.record(violation, int(now * 1000))
-        if code is not None and not self._stopping and self._sock is not None:
+        if code is not None and self._state not in _FINISHING and self._sock is not None:
             sock = self._sock
             self._detach()
             sock.close(code, "too many protocol violations")
@@ -1032,22 +616,21 @@ class AgentBridge:
 
     def _detach(self) -> None:
         self._sock = None
-        self._start_sent = False
         self._pending_out = []
 
-    def _on_closed(self, sock: _AgentSocket) -> None:
+    def _on_closed(self, sock: AgentSocket) -> None:
         if sock is not self._sock:
             return
         self._detach()
         if sock.oversized:
             self.stats.count_violation("oversized_frame")
-        if self._stopping:
+        if self._state in _FINISHING:
             self.stats.disconnected_at = utcnow()
             return
         agent_closed_normally = not sock.closed_by_us and sock.close_code == 1000
         if self._hangup_requested or (self.agent.protocol == "twilio" and agent_closed_normally):
             # The agent is done: let its last words play, then hang up.
-            self._state = "ended"
+            self._to(BridgeState.ENDED)
             self.stats.disconnected_at = utcnow()
             if not self._hangup_requested:
                 self._agent_hangup(after_playout=True)
@@ -1060,42 +643,32 @@ class AgentBridge:
             sock.close_reason,
             sock.error,
         )
-        if time.monotonic() - sock.opened_at >= _STABLE_S:
-            self._attempts_used = 0
+        self._connector.dropped(sock)
         self._queue.reset()
         self._ready = None
         if self._down is not None:
             self._down.reset(self._down_slot)
-        self._state = "reconnecting"
+        self._to(BridgeState.RECONNECTING)
         loop = self._loop or asyncio.get_running_loop()
         self._reconnect_task = loop.create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        while not self._stopping:
-            if self._attempts_used >= self.agent.reconnect_attempts:
-                self._lose("reconnect_failed")
-                return
-            delay = _BACKOFF_S[min(self._attempts_used, len(_BACKOFF_S) - 1)]
-            self._attempts_used += 1
-            self.stats.reconnect_attempts += 1
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                sock = await self._open_socket()
-            except AgentUnavailable as exc:
-                log.warning("agent %s reconnect for call %s failed: %s", self.agent.id, self.call_id, exc)
-                continue
-            if self._stopping:
-                sock.abort()
-                return
+        sock = await self._connector.reconnect(on_attempt=self._reconnect_attempt)
+        if sock is None:
+            self._lose("reconnect_failed")
+        elif self._state in _FINISHING:  # stop() cancels this task, but not a socket opened meanwhile
+            sock.abort()
+        else:
             self.stats.reconnects += 1
             self._install(sock)
-            return
+
+    def _reconnect_attempt(self) -> None:
+        self.stats.reconnect_attempts += 1
 
     def _lose(self, reason: str) -> None:
-        if self._state == "lost":
+        if self._state is BridgeState.LOST:
             return
-        self._state = "lost"
+        self._to(BridgeState.LOST)
         self.stats.end_reason = self.stats.end_reason or reason
         self.stats.disconnected_at = utcnow()
         self._queue.reset()
@@ -1111,12 +684,14 @@ class AgentBridge:
         agent to close (a final ``summary`` may still arrive), then close with 1000.
 
         ``reason`` is api_hangup, remote_hangup, max_duration or error (anything
-        else is sent as error). Safe to call more than once and in any state.
+        else is sent as error). Safe to call more than once and in any state; the
+        bridge ends STOPPED (``summary()["end_reason"]`` keeps why it went quiet).
         """
-        if self._stopping:
+        if self._state in _FINISHING:
             await self._stopped.wait()
             return
-        self._stopping = True
+        streaming = self._state is _STREAMING
+        self._to(BridgeState.STOPPING)
         stop_reason: StopReason = reason if reason in STOP_REASONS else "error"  # type: ignore[assignment]
         if self.stats.end_reason is None:
             self.stats.end_reason = stop_reason
@@ -1126,8 +701,8 @@ class AgentBridge:
                     task.cancel()
             sock = self._sock
             if sock is not None and sock.is_open:
-                if self._start_sent:
-                    self._send_event(Stop(stop_reason))
+                if streaming:
+                    self._encode_and_send(sock, Stop(stop_reason))
                     grace = self.agent.stop_grace_seconds
                     if grace > 0:
                         await asyncio.wait([sock.closed], timeout=grace)
@@ -1138,12 +713,10 @@ class AgentBridge:
                     sock.abort()
         finally:
             self._sock = None
-            self._start_sent = False
             self._queue.reset()
             self._release_resamplers()
             self._pending.clear()
             if self.stats.connected_at is not None and self.stats.disconnected_at is None:
                 self.stats.disconnected_at = utcnow()
-            if self._state not in ("lost", "unavailable"):
-                self._state = "stopped"
+            self._to(BridgeState.STOPPED)
             self._stopped.set()

@@ -69,6 +69,31 @@ class FloodGuard:
         return None
 
 
+class LogLimiter:
+    """At most ``burst`` lines, then one line per ``interval`` seconds with a suppressed count.
+
+    Time is passed in (seconds on any monotonic clock), as for FloodGuard.
+    """
+
+    def __init__(self, burst: int = 5, interval: float = 10.0) -> None:
+        self.burst = burst
+        self.interval = interval
+        self._count = 0
+        self._next = 0.0
+        self._suppressed = 0
+
+    def allow(self, now: float) -> tuple[bool, int]:
+        """(log this one, how many were suppressed since the last line logged)."""
+        self._count += 1
+        if self._count <= self.burst or now >= self._next:
+            suppressed, self._suppressed = self._suppressed, 0
+            if self._count > self.burst:
+                self._next = now + self.interval
+            return True, suppressed
+        self._suppressed += 1
+        return False, 0
+
+
 def violation(kind: ViolationKind, detail: str) -> ProtocolViolation:
     # Details end up in logs; never echo an unbounded agent payload.
     if len(detail) > _DETAIL_MAX:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gateway.timeutil import iso
 from media.agent.events import VIOLATION_KINDS, ViolationKind
+from media.timeutil import iso
 
 __all__ = ["AgentSessionStats"]
 

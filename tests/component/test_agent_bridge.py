@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from media.agent.bridge import AgentBridge
+from media.agent.bridge import AgentBridge, BridgeState
+from media.agent.state import InvalidTransition
 from media.resample import FrameResamplers
 from tests.support.agents import (
     ORBIT,
     AgentPeer,
     AgentServer,
     MediaTick,
-    agent_config,
+    agent_endpoint,
     dominant_hz,
     rms,
     tone,
 )
+from tests.support.clock import FakeClock, wait_until
 
 
 class Calls:
@@ -33,9 +35,18 @@ class Calls:
         self.dtmf: list[str] = []
 
 
-def make_bridge(url: str, calls: Calls, resamplers: FrameResamplers | None = None, **cfg: Any) -> AgentBridge:
+def make_bridge(
+    url: str,
+    calls: Calls,
+    resamplers: FrameResamplers | None = None,
+    clock: FakeClock | None = None,
+    **cfg: Any,
+) -> AgentBridge:
+    """A bridge to the agent at ``url`` (``cfg``: AgentEndpoint fields); with ``clock``, its
+    time and reconnect backoff run on that fake clock."""
+    timing: dict[str, Any] = {} if clock is None else {"clock": clock, "sleep": clock.sleep}
     return AgentBridge(
-        agent_config(url, **cfg),
+        agent_endpoint(url, **cfg),
         call_id="call_01HZX3Q9K6",
         account_id="acct_main",
         from_="+15551230000",
@@ -45,26 +56,23 @@ def make_bridge(url: str, calls: Calls, resamplers: FrameResamplers | None = Non
         on_agent_lost=calls.lost.append,
         send_dtmf=calls.dtmf.append,
         resamplers=resamplers,
+        **timing,
     )
 
 
 async def started(
-    server: AgentServer, calls: Calls, resamplers: FrameResamplers | None = None, **cfg: Any
+    server: AgentServer,
+    calls: Calls,
+    resamplers: FrameResamplers | None = None,
+    clock: FakeClock | None = None,
+    **cfg: Any,
 ) -> tuple[AgentBridge, AgentPeer]:
-    bridge = make_bridge(server.url, calls, resamplers, **cfg)
+    bridge = make_bridge(server.url, calls, resamplers, clock, **cfg)
     await bridge.connect()
     peer = await server.accept()
-    bridge.start_media(time.monotonic())
+    bridge.start_media((clock or time.monotonic)())
     await peer.recv_json(type="start")
     return bridge, peer
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.002)
 
 
 async def test_connects_early_with_subprotocol_headers_and_no_compression() -> None:
@@ -76,12 +84,14 @@ async def test_connects_early_with_subprotocol_headers_and_no_compression() -> N
         assert peer.subprotocol == ORBIT
         assert "Sec-WebSocket-Extensions" not in peer.headers  # permessage-deflate not offered
         assert bridge.connected and bridge.summary()["connected_at"] is not None
-        # Nothing is sent while the call rings.
+        # Nothing is sent while the call rings, nor kept for later: start comes first, then
+        # what the caller does after the answer.
         bridge.on_caller_audio(bytes(320))
-        await asyncio.sleep(0.05)
-        assert peer.received == []
+        bridge.on_dtmf("1", 100)
         bridge.start_media(time.monotonic())
+        bridge.on_dtmf("9", 100)
         start = json.loads(await peer.recv())
+        assert json.loads(await peer.recv()) == {"type": "dtmf", "digit": "9", "duration_ms": 100}
         assert start == {
             "type": "start",
             "call": {
@@ -117,7 +127,7 @@ async def test_audio_both_ways_keeps_its_frequency(rate: int, batched: bool) -> 
         speech = tone(600, rate, 1000)
         for a, b in ((0, 2 * 977), (2 * 977, 2 * (rate // 3)), (2 * (rate // 3), len(speech))):
             await peer.send(speech[a:b])
-        await until(lambda: bridge.playout_queued_ms >= 900)
+        await wait_until(lambda: bridge.playout_queued_ms >= 900)
         tick.played.clear()
         for _ in range(60):
             tick.tick()
@@ -141,7 +151,7 @@ async def test_answer_to_first_audio_is_measured_and_early_audio_plays_at_answer
         peer = await server.accept()
         # An agent that speaks as soon as it is connected: ready before the answer.
         await peer.send(tone(440, 16000, 400))
-        await until(lambda: bridge.playout_queued_ms > 300)
+        await wait_until(lambda: bridge.playout_queued_ms > 300)
         answered = time.monotonic()
         bridge.start_media(answered)
         tick = MediaTick(bridge, interval=0.02)
@@ -162,13 +172,13 @@ async def test_barge_in_flushes_within_one_frame_and_reports_what_was_heard() ->
             await peer.send(tone(500, 8000, 700))
         await peer.send_json({"type": "mark", "name": "second"})
         await peer.send_json({"type": "mark", "name": "third"})
-        await until(lambda: bridge.playout_queued_ms >= 3000)
+        await wait_until(lambda: bridge.playout_queued_ms >= 3000)
         for _ in range(25):  # 500 ms heard
             assert tick.tick() is not None
         assert (await peer.recv_json(type="mark")) == {"type": "mark", "name": "first", "status": "played"}
 
         await peer.send_json({"type": "clear"})
-        await until(lambda: bridge.summary()["interruptions"] == 1)
+        await wait_until(lambda: bridge.summary()["interruptions"] == 1)
         assert tick.tick() is None  # the very next tick is silence
 
         second = await peer.recv_json(type="mark")
@@ -179,7 +189,7 @@ async def test_barge_in_flushes_within_one_frame_and_reports_what_was_heard() ->
         assert cleared == {"type": "cleared", "played_ms": 500, "dropped_ms": 2500}
         # Audio after a clear plays normally.
         await peer.send(tone(500, 8000, 100))
-        await until(lambda: bridge.playout_queued_ms >= 100)
+        await wait_until(lambda: bridge.playout_queued_ms >= 100)
         assert tick.tick() is not None
         summary = bridge.summary()
         assert summary["interruptions"] == 1
@@ -199,7 +209,7 @@ async def test_marks_come_back_in_order_when_their_audio_has_played(rate: int) -
         for i in range(3):
             await peer.send(tone(700, rate, 100))
             await peer.send_json({"type": "mark", "name": f"m{i}"})
-        await until(lambda: bridge.playout_queued_ms >= 250)
+        await wait_until(lambda: bridge.playout_queued_ms >= 250)
         reached_at: list[int] = []  # tick at which each mark was reached in playout
         for n in range(1, 25):
             before = bridge.stats.marks_played
@@ -208,7 +218,7 @@ async def test_marks_come_back_in_order_when_their_audio_has_played(rate: int) -
         # Each mark right after its 100 ms (5 frames), within the resampler's latency.
         for i, n in enumerate(reached_at):
             assert 5 * (i + 1) <= n <= 5 * (i + 1) + 2
-        await until(lambda: sum(m.get("type") == "mark" for m in peer.texts()) == 4)
+        await wait_until(lambda: sum(m.get("type") == "mark" for m in peer.texts()) == 4)
         answers = [m for m in peer.texts() if m.get("type") == "mark"]
         assert [m["name"] for m in answers] == ["empty", "m0", "m1", "m2"]
         assert all(m["status"] == "played" for m in answers)
@@ -224,14 +234,13 @@ async def test_hangup_after_playout_waits_for_the_queued_audio(rate: int) -> Non
         tick = MediaTick(bridge)
         await peer.send(tone(400, rate, 500))
         await peer.send_json({"type": "hangup", "after_playout": True})
-        await until(lambda: bridge.playout_queued_ms >= 450)
-        await asyncio.sleep(0.05)  # the hangup right behind it
+        await wait_until(lambda: bridge.playout_queued_ms >= 450 and bridge.hangup_requested)
         n = 0
-        while not calls.hangups:
+        while bridge.summary()["end_reason"] != "agent_hangup":  # set as the hang-up is requested
             tick.tick()
             n += 1
-            await asyncio.sleep(0)
             assert n < 60
+        await wait_until(lambda: calls.hangups == ["agent_hangup"])
         voiced = [f is not None and rms(f) > 500 for f in tick.played]
         # The last frame taken carried the end of the goodbye; nothing voiced was cut.
         assert sum(voiced) >= 25
@@ -248,7 +257,7 @@ async def test_hangup_without_playout_is_immediate() -> None:
         bridge, peer = await started(server, calls, sample_rate=8000)
         await peer.send(tone(400, 8000, 2000))
         await peer.send_json({"type": "hangup", "after_playout": False})
-        await until(lambda: calls.hangups == ["agent_hangup"])
+        await wait_until(lambda: calls.hangups == ["agent_hangup"])
         await bridge.stop("api_hangup")
 
 
@@ -257,7 +266,7 @@ async def test_dtmf_both_ways() -> None:
         calls = Calls()
         bridge, peer = await started(server, calls, sample_rate=16000)
         await peer.send_json({"type": "send_dtmf", "digits": "12#a"})
-        await until(lambda: calls.dtmf == ["12#A"])
+        await wait_until(lambda: calls.dtmf == ["12#A"])
         bridge.on_dtmf("5", 120)
         bridge.on_dtmf("#", None)
         assert await peer.recv_json(type="dtmf") == {"type": "dtmf", "digit": "5", "duration_ms": 120}
@@ -356,12 +365,12 @@ async def test_a_standing_lead_is_trimmed_in_silence_not_in_speech(speaking: boo
         tick = MediaTick(bridge, interval=0.02)
         frame = tone(600, 16000, 20) if speaking else bytes(640)
         await peer.send(frame)  # the frame ahead
-        await until(lambda: bridge.playout_queued_ms >= 20)
+        await wait_until(lambda: bridge.playout_queued_ms >= 20)
         queued_before_tick = []
         for _ in range(120):
             before = bridge.playout_queued_ms
             await peer.send(frame)
-            await until(lambda b=before: bridge.playout_queued_ms >= b + 20)
+            await wait_until(lambda b=before: bridge.playout_queued_ms >= b + 20)
             queued_before_tick.append(bridge.playout_queued_ms)
             tick.tick()
         trimmed = bridge.summary()["agent_audio_trimmed_ms"]
@@ -371,3 +380,32 @@ async def test_a_standing_lead_is_trimmed_in_silence_not_in_speech(speaking: boo
             assert trimmed == 20
             assert queued_before_tick[:50] == [40] * 50 and queued_before_tick[-50:] == [20] * 50
         await bridge.stop("api_hangup")
+
+
+def transitions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.to for r in caplog.records if r.getMessage() == "agent bridge state"]  # type: ignore[attr-defined]
+
+
+async def test_a_call_with_a_drop_goes_through_the_states_in_the_table(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="media.agent.bridge")
+    async with AgentServer() as server:
+        calls = Calls()
+        bridge, first = await started(server, calls, sample_rate=8000)
+        assert bridge.state is BridgeState.STREAMING and bridge.streaming
+        await first.close(1011)
+        second = await server.accept()
+        await second.recv_json(type="start", reconnect=True)
+        await bridge.stop("remote_hangup")
+    assert transitions(caplog) == [
+        "connecting",
+        "connected",
+        "streaming",
+        "reconnecting",
+        "connected",
+        "streaming",
+        "stopping",
+        "stopped",
+    ]
+    with pytest.raises(InvalidTransition):
+        bridge._to(BridgeState.STREAMING)  # the one way to change state refuses what the table lacks
+    assert bridge.state is BridgeState.STOPPED and not bridge.streaming

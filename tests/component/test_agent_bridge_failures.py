@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from media.agent.bridge import AgentBridge, AgentUnavailable
-from tests.component.test_agent_bridge import Calls, make_bridge, started, until
+from media.agent.bridge import AgentBridge, AgentUnavailable, BridgeState
+from tests.component.test_agent_bridge import Calls, make_bridge, started
 from tests.support.agents import AgentServer, MediaTick, free_port, silent_tcp_server, tone
+from tests.support.clock import FakeClock, wait_until
 
 
 async def connect_error(bridge: AgentBridge) -> tuple[AgentUnavailable, float]:
@@ -30,11 +31,12 @@ async def test_refused_connection_is_reported_quickly() -> None:
     assert bridge.summary()["end_reason"] == "agent_unavailable"
     assert calls.lost == []  # the caller of connect() applies the policy
     await bridge.stop("error")
+    assert bridge.state == "stopped" and bridge.summary()["end_reason"] == "agent_unavailable"
 
 
 async def test_handshake_timeout() -> None:
-    async with silent_tcp_server() as port:
-        bridge = make_bridge(f"ws://127.0.0.1:{port}/agent", Calls(), connect_timeout_seconds=0.3)
+    async with silent_tcp_server() as silent:
+        bridge = make_bridge(f"ws://127.0.0.1:{silent.port}/agent", Calls(), connect_timeout_seconds=0.3)
         err, elapsed = await connect_error(bridge)
         assert err.reason == "timeout"
         assert 0.25 < elapsed < 1.5
@@ -56,10 +58,10 @@ async def test_missing_credentials_are_an_http_error() -> None:
 
 
 async def test_stop_while_connecting_ends_the_attempt() -> None:
-    async with silent_tcp_server() as port:
-        bridge = make_bridge(f"ws://127.0.0.1:{port}/agent", Calls(), connect_timeout_seconds=5)
+    async with silent_tcp_server() as silent:
+        bridge = make_bridge(f"ws://127.0.0.1:{silent.port}/agent", Calls(), connect_timeout_seconds=5)
         connecting = asyncio.create_task(bridge.connect())
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: silent.requests_read == 1)  # the handshake is waiting for its answer
         t0 = time.monotonic()
         await bridge.stop("remote_hangup")
         with pytest.raises(AgentUnavailable) as info:
@@ -80,26 +82,34 @@ def index_of(frame: bytes) -> int:
 async def test_drop_reconnects_with_reconnect_true_and_buffered_caller_audio() -> None:
     async with AgentServer() as server:
         calls = Calls()
-        bridge, first = await started(server, calls, sample_rate=8000, reconnect_attempts=3)
-        tick = MediaTick(bridge, indexed).start()
+        clock = FakeClock()
+        bridge, first = await started(server, calls, clock=clock, sample_rate=8000, reconnect_attempts=3)
+        tick = MediaTick(bridge, indexed)
+        for _ in range(5):
+            tick.tick()
         await first.recv_audio(320 * 5)
-        server.reject_status = 503  # the first reconnect attempt fails
+        server.reject_status, server.reject_times = 503, 1  # the first reconnect attempt fails
         await first.close(1011, "agent restarting")
-        await asyncio.sleep(0.1)
-        server.reject_status = None
+        # The first attempt went at once and was rejected; the second waits out its 0.2 s backoff
+        # on the fake clock, while the caller's audio of the outage is kept.
+        await wait_until(lambda: clock.sleeping == [0.2])
+        assert server.rejected == 1 and bridge.stats.reconnect_attempts == 2
+        for _ in range(10):
+            tick.tick()
+        clock.advance(0.2)
         second = await server.accept(timeout=3)
         start = await second.recv_json(type="start")
         assert start["reconnect"] is True
         assert start["call"]["id"] == "call_01HZX3Q9K6"
-        await asyncio.sleep(0.2)
-        await tick.stop()
+        for _ in range(5):
+            tick.tick()
+        await second.recv_audio(320 * 15)
 
         before = [index_of(m) for m in first.received if isinstance(m, bytes)]
         after = [index_of(m) for m in second.received if isinstance(m, bytes)]
-        # The outage (about 200 ms) was buffered and arrived right after start, in order.
-        assert after == list(range(after[0], after[0] + len(after)))
-        assert after[0] - before[-1] <= 3
-        assert len(after) >= 10
+        # The outage was buffered and arrived right after start, in order, then the live audio.
+        assert before == list(range(5))
+        assert after == list(range(5, 20))
         summary = bridge.summary()
         assert summary["reconnects"] == 1
         assert summary["reconnect_attempts"] == 2
@@ -113,13 +123,16 @@ async def test_queued_audio_and_marks_of_a_dropped_connection_are_gone() -> None
         bridge, first = await started(server, calls, sample_rate=8000)
         await first.send(tone(300, 8000, 900))
         await first.send_json({"type": "mark", "name": "lost"})
-        await until(lambda: bridge.playout_queued_ms >= 900)
+        await wait_until(lambda: bridge.playout_queued_ms >= 900)
         await first.close(1001)
         second = await server.accept()
         await second.recv_json(type="start", reconnect=True)
         assert bridge.playout_queued_ms == 0
         assert bridge.next_frame() is None
-        await asyncio.sleep(0.05)
+        # What the bridge sends after start comes in order: had the dropped mark been answered,
+        # its answer would come before this digit.
+        bridge.on_dtmf("5", 100)
+        await second.recv_json(type="dtmf")
         assert not any(m.get("type") == "mark" for m in second.texts())
         await bridge.stop("remote_hangup")
 
@@ -130,7 +143,7 @@ async def test_reconnect_budget_spent_calls_on_agent_lost() -> None:
         bridge, peer = await started(server, calls, sample_rate=8000, reconnect_attempts=2)
         server.reject_status = 503
         await peer.close(1011)
-        await until(lambda: calls.lost == ["reconnect_failed"], timeout=5)
+        await wait_until(lambda: calls.lost == ["reconnect_failed"], timeout=5)
         assert bridge.state == "lost"
         summary = bridge.summary()
         assert summary["reconnect_attempts"] == 2 and summary["reconnects"] == 0
@@ -139,7 +152,7 @@ async def test_reconnect_budget_spent_calls_on_agent_lost() -> None:
         bridge.on_caller_audio(bytes(320))
         assert bridge.next_frame() is None
         await bridge.stop("error")
-        assert bridge.summary()["end_reason"] == "reconnect_failed"
+        assert bridge.state == "stopped" and bridge.summary()["end_reason"] == "reconnect_failed"
 
 
 async def test_no_reconnect_budget_means_lost_at_the_first_drop() -> None:
@@ -147,7 +160,7 @@ async def test_no_reconnect_budget_means_lost_at_the_first_drop() -> None:
         calls = Calls()
         bridge, peer = await started(server, calls, reconnect_attempts=0)
         await peer.close(1011)
-        await until(lambda: calls.lost == ["reconnect_failed"])
+        await wait_until(lambda: calls.lost == ["reconnect_failed"])
         assert len(server.peers) == 1
         await bridge.stop("error")
 
@@ -160,12 +173,11 @@ async def test_agent_that_hangs_up_then_closes_is_not_reconnected() -> None:
         await peer.send(tone(400, 8000, 200))
         await peer.send_json({"type": "hangup"})
         await peer.close(1000)
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: bridge.state is BridgeState.ENDED)
         assert calls.hangups == []  # its goodbye is still playing
         for _ in range(10):
             tick.tick()
-        await asyncio.sleep(0)
-        assert calls.hangups == ["agent_hangup"]
+        await wait_until(lambda: calls.hangups == ["agent_hangup"])
         assert len(server.peers) == 1
         await bridge.stop("api_hangup")
 
@@ -180,7 +192,7 @@ async def test_a_few_bad_frames_are_counted_and_ignored() -> None:
         await peer.send(bytes(321))  # odd-sized: rejected whole
         await peer.send(bytes(16002))  # over 1 s at 8 kHz
         await peer.send(tone(300, 8000, 100))
-        await until(lambda: bridge.playout_queued_ms == 100)
+        await wait_until(lambda: bridge.playout_queued_ms == 100)
         summary = bridge.summary()
         assert summary["protocol_violations"] == 5
         assert summary["protocol_violations_by_kind"] == {
@@ -202,16 +214,18 @@ async def test_a_flood_of_bad_frames_closes_with_the_right_code(bad: str | bytes
     async with AgentServer() as server:
         calls = Calls()
         bridge, peer = await started(server, calls, sample_rate=8000)
+        sock = bridge._sock
+        assert sock is not None
         for _ in range(25):
             await peer.send(bad)
         assert await peer.wait_closed() == code
-        await until(lambda: calls.lost == ["protocol_violation"])
+        await wait_until(lambda: calls.lost == ["protocol_violation"])
         assert bridge.state == "lost"
         summary = bridge.summary()
         assert summary["protocol_violations"] == 21  # the 21st within 10 s tipped it over
         assert summary["end_reason"] == "protocol_violation"
-        await asyncio.sleep(0.1)
-        assert len(server.peers) == 1  # not reconnected
+        await sock.closed  # the closed connection has been seen: not reconnected (LOST is final)
+        assert len(server.peers) == 1 and bridge.state == "lost"
         await bridge.stop("error")
 
 
@@ -245,8 +259,10 @@ async def test_silent_dead_agent_is_detected_by_keepalive_and_reconnected() -> N
         first = await server.accept()
         bridge.start_media(time.monotonic())
         await first.recv_json(type="start")
-        await asyncio.sleep(0.2)
-        assert len(server.peers) == 1  # pongs keep a live agent connected
+        sock = bridge._sock
+        assert sock is not None
+        await wait_until(lambda: sock.pongs_received >= 3)  # past its ping timeout (0.3 s) three times
+        assert len(server.peers) == 1 and bridge._sock is sock  # pongs keep a live agent connected
         first.ws.transport.pause_reading()  # the agent hangs: no more pongs
         second = await server.accept(timeout=2)
         await second.recv_json(type="start", reconnect=True)
@@ -261,6 +277,6 @@ async def test_hangup_before_answer_is_immediate() -> None:
         await bridge.connect()
         peer = await server.accept()
         await peer.send_json({"type": "hangup", "after_playout": True})
-        await until(lambda: calls.hangups == ["agent_hangup"])
+        await wait_until(lambda: calls.hangups == ["agent_hangup"])
         await bridge.stop("api_hangup")
         assert peer.received == []

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import time
 from typing import Any
 
-from media.agent.bridge import AgentBridge
+from media.agent.bridge import AgentBridge, BridgeState
 from media.g711 import ulaw_decode, ulaw_encode
-from tests.component.test_agent_bridge import Calls, until
-from tests.support.agents import AgentPeer, AgentServer, MediaTick, agent_config, dominant_hz, rms, tone
+from tests.component.test_agent_bridge import Calls
+from tests.support.agents import AgentPeer, AgentServer, MediaTick, agent_endpoint, dominant_hz, rms, tone
+from tests.support.clock import wait_until
 
 
 def twilio_bridge(url: str, calls: Calls, **cfg: Any) -> AgentBridge:
     return AgentBridge(
-        agent_config(url, protocol="twilio", sample_rate=8000, **cfg),
+        agent_endpoint(url, protocol="twilio", sample_rate=8000, **cfg),
         call_id="call_01HZX3Q9K6",
         account_id="acct_main",
         from_="+15551230000",
@@ -97,7 +97,7 @@ async def test_pipecat_style_round_trip() -> None:
         # The agent speaks (one TTS chunk of 300 ms) and marks the end of it.
         await peer.send_json(media(sid, tone(600, 8000, 300)))
         await peer.send_json({"event": "mark", "streamSid": sid, "mark": {"name": "utterance-1"}})
-        await until(lambda: bridge.playout_queued_ms >= 300)
+        await wait_until(lambda: bridge.playout_queued_ms >= 300)
         tick.played.clear()
         for _ in range(15):
             tick.tick()
@@ -114,10 +114,10 @@ async def test_pipecat_style_round_trip() -> None:
         # Interruption: Pipecat sends clear; the pending mark comes back, no "cleared" event.
         await peer.send_json(media(sid, tone(600, 8000, 1000)))
         await peer.send_json({"event": "mark", "streamSid": sid, "mark": {"name": "utterance-2"}})
-        await until(lambda: bridge.playout_queued_ms >= 1000)
+        await wait_until(lambda: bridge.playout_queued_ms >= 1000)
         tick.tick()
         await peer.send_json({"event": "clear", "streamSid": sid})
-        await until(lambda: bridge.summary()["interruptions"] == 1)
+        await wait_until(lambda: bridge.summary()["interruptions"] == 1)
         assert tick.tick() is None
         assert (await peer.recv_json(event="mark"))["mark"] == {"name": "utterance-2"}
 
@@ -152,12 +152,11 @@ async def test_agent_closing_1000_hangs_up_after_its_audio_played() -> None:
         tick = MediaTick(bridge)
         await peer.send_json(media(sid, tone(500, 8000, 200)))
         await peer.close(1000)
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: bridge.state is BridgeState.ENDED)  # closed normally: done, not dropped
         assert calls.hangups == [] and len(server.peers) == 1
         for _ in range(10):
             tick.tick()
-        await asyncio.sleep(0)
-        assert calls.hangups == ["agent_hangup"]
+        await wait_until(lambda: calls.hangups == ["agent_hangup"])
         await bridge.stop("api_hangup")
         assert bridge.summary()["end_reason"] == "agent_hangup"
 
@@ -185,6 +184,6 @@ async def test_binary_flood_closes_with_1003() -> None:
         for _ in range(25):
             await peer.send(bytes(320))
         assert await peer.wait_closed() == 1003
-        await until(lambda: calls.lost == ["protocol_violation"])
+        await wait_until(lambda: calls.lost == ["protocol_violation"])
         assert bridge.summary()["protocol_violations_by_kind"] == {"binary_not_allowed": 21}
         await bridge.stop("error")

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from media.agent.bridge import AgentBridge
-from tests.component.test_agent_bridge import Calls, until
-from tests.support.agents import MediaTick, agent_config, dominant_hz, free_port, rms, tone
+from tests.component.test_agent_bridge import Calls
+from tests.support.agents import MediaTick, agent_endpoint, dominant_hz, free_port, rms, tone
+from tests.support.clock import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -28,19 +29,15 @@ async def example(script: str) -> AsyncIterator[str]:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                break
-            except OSError:
-                if proc.returncode is not None or time.monotonic() > deadline:
-                    assert proc.stderr is not None
-                    raise AssertionError(
-                        f"{script} did not start: {(await proc.stderr.read()).decode()}"
-                    ) from None
-                await asyncio.sleep(0.05)
+        # Each example logs one line when it listens (to stderr): wait for it, not for a guess.
+        assert proc.stderr is not None
+        seen: list[str] = []
+        async with asyncio.timeout(15):
+            while not seen or "listening on" not in seen[-1]:
+                line = await proc.stderr.readline()
+                if not line:
+                    raise AssertionError(f"{script} did not start: {''.join(seen)}")
+                seen.append(line.decode(errors="replace"))
         yield f"ws://127.0.0.1:{port}/"
     finally:
         if proc.returncode is None:
@@ -50,7 +47,7 @@ async def example(script: str) -> AsyncIterator[str]:
 
 def bridge_for(url: str, calls: Calls, **cfg: object) -> AgentBridge:
     return AgentBridge(
-        agent_config(url, **cfg),
+        agent_endpoint(url, **cfg),
         call_id="call_example",
         account_id="acct_main",
         from_="+15551230000",
@@ -66,7 +63,7 @@ async def echo_round_trip(bridge: AgentBridge) -> MediaTick:
     await bridge.connect()
     bridge.start_media(time.monotonic())
     tick = MediaTick(bridge, lambda i: tone(1000, 8000, 20, phase_samples=160 * i), interval=0.01).start()
-    await until(lambda: sum(1 for f in tick.played if f is not None and rms(f) > 1000) >= 30, timeout=5)
+    await wait_until(lambda: sum(1 for f in tick.played if f is not None and rms(f) > 1000) >= 30, timeout=5)
     await tick.stop()
     return tick
 
@@ -79,7 +76,7 @@ async def test_echo_agent_echoes_caller_audio() -> None:
         heard = b"".join(f for f in tick.played if f is not None and rms(f) > 1000)
         assert abs(dominant_hz(heard, 8000) - 1000) < 5
         bridge.on_dtmf("4", 80)
-        await until(lambda: calls.dtmf == ["4"])
+        await wait_until(lambda: calls.dtmf == ["4"])
         await bridge.stop("remote_hangup")
         summary = bridge.summary()
         assert summary["summary"]["echoed_frames"] > 0
@@ -94,7 +91,7 @@ async def test_twilio_echo_agent_echoes_caller_audio() -> None:
         heard = b"".join(f for f in tick.played if f is not None and rms(f) > 1000)
         assert abs(dominant_hz(heard, 8000) - 1000) < 5
         bridge.on_dtmf("#")  # the agent ends the call by closing normally
-        await until(lambda: calls.hangups == ["agent_hangup"] or bridge.state == "ended")
+        await wait_until(lambda: calls.hangups == ["agent_hangup"] or bridge.state == "ended")
         await bridge.stop("api_hangup")
         assert calls.lost == []
 
@@ -105,11 +102,11 @@ async def test_tone_agent_greets_marks_and_hangs_up_after_the_goodbye() -> None:
         bridge = bridge_for(url, calls, sample_rate=24000)
         await bridge.connect()
         bridge.start_media(time.monotonic())
-        await until(lambda: bridge.playout_queued_ms > 1000)
+        await wait_until(lambda: bridge.playout_queued_ms > 1000)
         tick = MediaTick(bridge, interval=0.002).start()
-        await until(lambda: bridge.summary()["marks"]["played"] == 1, timeout=5)
+        await wait_until(lambda: bridge.summary()["marks"]["played"] == 1, timeout=5)
         bridge.on_dtmf("#", 100)
-        await until(lambda: calls.hangups == ["agent_hangup"], timeout=5)
+        await wait_until(lambda: calls.hangups == ["agent_hangup"], timeout=5)
         await tick.stop()
         await bridge.stop("api_hangup")
         summary = bridge.summary()

@@ -1,4 +1,8 @@
-"""MediaClock on a real event loop: absolute deadlines, skip-not-burst, fault isolation."""
+"""MediaClock on a real event loop: absolute deadlines, skip-not-burst, fault isolation.
+
+Real time is what is under test here, so the clock runs on it; the tests wait until enough
+ticks have happened, and compare them with the time that took.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import time
 import pytest
 
 from media.clock import MediaClock
+from tests.support.clock import wait_until
 
 PERIOD = 0.02
 
@@ -30,7 +35,7 @@ async def test_ticks_follow_wall_time_without_drift() -> None:
     clock.add(rec)  # adding twice is a no-op
     assert clock.participants == 1
     clock.start()
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: clock.stats.ticks + clock.stats.skipped_ticks >= 50)  # a second of ticks
     await clock.stop()
     assert not clock.running
 
@@ -44,7 +49,8 @@ async def test_ticks_follow_wall_time_without_drift() -> None:
     st = clock.stats
     assert len(rec.ticks) == st.ticks
     assert last_idx - first_idx + 1 == st.ticks + st.skipped_ticks
-    assert 45 <= st.ticks + st.skipped_ticks <= 52
+    # As many ticks as 20 ms frames in the time they took (which the stop ended within a frame).
+    assert abs((rec.ticks[-1][2] - rec.ticks[0][2]) / PERIOD - (last_idx - first_idx)) < 2.0
     assert sum(st.histogram) == st.ticks
     d = st.as_dict()
     assert d["ticks"] == st.ticks and "p99_lateness_ms" in d and "lateness_histogram" in d
@@ -65,7 +71,7 @@ async def test_late_loop_skips_missed_ticks_instead_of_bursting() -> None:
     clock.add(rec)
     clock.add(Staller())
     clock.start()
-    await asyncio.sleep(0.6)
+    await wait_until(lambda: bool(rec.ticks) and rec.ticks[-1][1] >= 30)  # well past the stall
     await clock.stop()
 
     indices = [i for _, i, _ in rec.ticks]
@@ -104,20 +110,25 @@ async def test_failing_participant_is_isolated(caplog: pytest.LogCaptureFixture)
     clock.add(rec)
     with caplog.at_level(logging.ERROR, logger="media.clock"):
         clock.start()
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: clock.stats.ticks >= 10)
     assert clock.stats.errors == clock.stats.ticks >= 10
     assert len(rec.ticks) == clock.stats.ticks
     assert once.count == 1
     assert len([r for r in caplog.records if "failed in tick" in r.getMessage()]) == 1  # no log flood
 
     clock.remove(broken)
-    errors = clock.stats.errors
-    await asyncio.sleep(0.1)
+    errors, n = clock.stats.errors, len(rec.ticks)
+    await wait_until(lambda: len(rec.ticks) >= n + 5)
     assert clock.stats.errors == errors
     await clock.stop()
     n = len(rec.ticks)
-    await asyncio.sleep(0.1)
-    assert len(rec.ticks) == n  # stopped means stopped
+    # Stopped means stopped: another clock ticks five times meanwhile, this one not once.
+    other, witness = MediaClock(), Recorder()
+    other.add(witness)
+    other.start()
+    await wait_until(lambda: len(witness.ticks) >= 5)
+    await other.stop()
+    assert len(rec.ticks) == n
 
 
 async def test_restart_and_percentiles() -> None:
@@ -126,13 +137,13 @@ async def test_restart_and_percentiles() -> None:
     clock.add(rec)
     clock.start()
     clock.start()  # idempotent
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: clock.stats.ticks >= 25)
     await clock.stop()
     clock.start()
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: clock.stats.ticks >= 35)  # restarted: ticking again
     await clock.stop()
     st = clock.stats
-    assert st.ticks >= 30
+    assert st.ticks >= 35
     assert len(st._lateness) == 16
     assert 0.0 <= st.p50_ms <= st.p99_ms <= st.max_lateness_ms + 1e-9
     assert st.work_percentile(50) >= 0.0
@@ -163,7 +174,7 @@ async def test_prepare_phase_and_batches_run_in_order_each_tick() -> None:
     clock.add(Plain())
     clock.add_batch(failing_batch)
     clock.start()
-    await asyncio.sleep(0.1)
+    await wait_until(lambda: order.count("plain") >= 4)
     await clock.stop()
     ticks = [order[i : i + 5] for i in range(0, len(order) - len(order) % 5, 5)]
     assert len(ticks) >= 3
@@ -179,12 +190,11 @@ async def test_phases_spread_participants_over_the_frame() -> None:
     batches: list[float] = []
     clock.add_batch(lambda: batches.append(time.monotonic()))
     clock.start()
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: min(len(rec.ticks) for rec in recs) >= 25)  # half a second
     await clock.stop()
     for rec in recs:
         indices = [i for _, i, _ in rec.ticks]
         assert indices == list(range(indices[0], indices[0] + len(indices)))  # once per frame, none skipped
-        assert 20 <= len(indices) <= 26
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(rec.ticks)]
         assert sum(gaps) / len(gaps) == pytest.approx(PERIOD, abs=0.002)
     # Two participants per group; groups tick a quarter frame apart (a tick may fire up to 2 ms
@@ -226,7 +236,7 @@ async def test_due_sub_ticks_run_before_other_ready_callbacks() -> None:
 
     clock.start()
     loop.call_soon(other_work)
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: events.count("g0") >= 8)  # past the stall at g0's 6th tick
     stop = True
     await clock.stop()
 

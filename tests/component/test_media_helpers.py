@@ -58,8 +58,9 @@ async def open_session(
     on_dtmf: Callable[[str, int], None] | None = None,
     on_media_timeout: Callable[[], None] | None = None,
     call_id: str = "call",
+    clock: Callable[[], float] = time.monotonic,
 ) -> MediaSession:
-    """Open a session on a free even port pair (retrying on MediaPortBusy)."""
+    """Open a session on a free even port pair (retrying on MediaPortBusy), on ``clock``."""
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, 60000, 2)
@@ -69,6 +70,7 @@ async def open_session(
             config,
             on_dtmf=on_dtmf or (lambda digit, ms: None),
             on_media_timeout=on_media_timeout or (lambda: None),
+            clock=clock,
         )
         try:
             await session.open()
@@ -194,9 +196,11 @@ class RtpStream:
         return pkt
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+class TickCounter:
+    """FrameObserver counting the ticks of the session it watches."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def on_frames(self, caller: bytes, played: bytes, now: float) -> None:
+        self.ticks += 1

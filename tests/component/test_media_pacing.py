@@ -19,6 +19,7 @@ import uvloop
 from media.clock import MediaClock
 from media.session import MediaConfig, MediaSession
 from tests.component.test_media_helpers import LOOPBACK, RawPeer, ToneSource, negotiated, open_session
+from tests.support.clock import wait_until
 
 CALLS = 50
 RUN_S = 2.0
@@ -66,7 +67,8 @@ async def _run() -> dict[str, Any]:
 
     cpu0, wall0 = time.process_time(), time.monotonic()
     skipped0 = clock.stats.skipped_ticks
-    await asyncio.sleep(RUN_S)
+    # Two seconds' worth of the watched call's packets, however long the loaded machine takes.
+    await wait_until(lambda: len(watch.received) >= RUN_S * 50, timeout=3 * RUN_S)
     cpu = time.process_time() - cpu0
     wall = time.monotonic() - wall0
     result = {

@@ -1,5 +1,8 @@
 """MediaSession end to end on loopback: audio both ways, source filtering, NAT learning,
-DTMF, hold, media timeout, malformed input, RTCP. Real sockets, real clock."""
+DTMF, hold, media timeout, malformed input, RTCP. Real sockets and a running media clock on a
+ShiftedClock: real time, which a test moves forward instead of sitting out a long wait (a
+learn window, a timeout). Tests wait for what they need (packets, frames, ticks), never for a
+fixed time."""
 
 from __future__ import annotations
 
@@ -8,16 +11,16 @@ import dataclasses
 import itertools
 import random
 import socket
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 
-from gateway.sip.sdp import MediaDirection
 from media.clock import MediaClock
 from media.dtmf import TelephoneEvent
 from media.errors import RtpParseError
+from media.negotiated import MediaDirection
 from media.rtp import parse_header_fast, payload_end
 from media.session import MediaConfig, MediaPortBusy, MediaSession
 from tests.component.test_media_helpers import (
@@ -25,20 +28,26 @@ from tests.component.test_media_helpers import (
     Collector,
     RawPeer,
     RtpStream,
+    TickCounter,
     ToneSource,
     band_energy,
     negotiated,
     open_session,
     peak_frequency,
-    wait_until,
 )
+from tests.support.clock import FakeClock, ShiftedClock, wait_until
 
 CONFIG = MediaConfig(local_address=LOOPBACK, rtcp_interval=0.2, learn_window=0.4)
 
 
 @pytest.fixture
-async def clock() -> AsyncIterator[MediaClock]:
-    c = MediaClock()
+def time_() -> ShiftedClock:
+    return ShiftedClock()
+
+
+@pytest.fixture
+async def clock(time_: ShiftedClock) -> AsyncIterator[MediaClock]:
+    c = MediaClock(clock=time_)
     c.start()
     yield c
     await c.stop()
@@ -52,15 +61,20 @@ async def loop_errors() -> list[dict[str, Any]]:
 
 
 class Cleanup:
-    def __init__(self, clock: MediaClock) -> None:
+    def __init__(self, clock: MediaClock, time_: ShiftedClock) -> None:
         self.clock = clock
+        self.time = time_  # the clock's and the sessions' time: advance() skips a wait
         self.sessions: list[MediaSession] = []
         self.peers: list[RawPeer] = []
 
     async def session(self, config: MediaConfig = CONFIG, **kw: Any) -> MediaSession:
+        """A session on the running media clock, or (given its own ``clock``) ticked by the test."""
+        own_clock = "clock" in kw
+        kw.setdefault("clock", self.time)
         s = await open_session(config, **kw)
         self.sessions.append(s)
-        self.clock.add(s)
+        if not own_clock:
+            self.clock.add(s)
         return s
 
     async def peer(self, host: str = LOOPBACK) -> RawPeer:
@@ -70,8 +84,8 @@ class Cleanup:
 
 
 @pytest.fixture
-async def env(clock: MediaClock) -> AsyncIterator[Cleanup]:
-    c = Cleanup(clock)
+async def env(clock: MediaClock, time_: ShiftedClock) -> AsyncIterator[Cleanup]:
+    c = Cleanup(clock, time_)
     yield c
     for s in c.sessions:
         clock.remove(s)
@@ -95,7 +109,7 @@ async def test_tones_both_ways(env: Cleanup, codec: str, loop_errors: list[dict[
     a.set_remote(negotiated(b.rtp_port, codec=codec))
     b.set_remote(negotiated(a.rtp_port, codec=codec))
 
-    await asyncio.sleep(1.0)
+    await wait_until(lambda: min(stat(a, "packets_in"), stat(b, "packets_in"), len(heard_by_a.frames)) > 45)
 
     assert peak_frequency(heard_by_b.samples(25)) == pytest.approx(1000.0, abs=8)
     assert peak_frequency(heard_by_a.samples(25)) == pytest.approx(440.0, abs=8)
@@ -130,9 +144,10 @@ async def test_observers_see_caller_and_played_aligned(env: Cleanup) -> None:
     a.add_observer(Observer())
     a.set_remote(negotiated(b.rtp_port))
     b.set_remote(negotiated(a.rtp_port))
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: tone.frames >= 15)
     a.set_source(None)
-    await asyncio.sleep(0.1)
+    n = len(seen)
+    await wait_until(lambda: len(seen) >= n + 5)
     assert all(len(c) == 320 and len(p) == 320 for c, p, _ in seen)
     assert [n for _, _, n in seen] == sorted(n for _, _, n in seen)
     played = [p for _, p, _ in seen]
@@ -158,12 +173,17 @@ async def test_ipv6_loopback(env: Cleanup) -> None:
 
 async def test_null_address_hold_sends_nothing(env: Cleanup) -> None:
     listener = await env.peer()
-    b = await env.session()
-    b.set_source(ToneSource(500.0))
+    clock = FakeClock()
+    b = await env.session(clock=clock)  # ticked here, on the fake clock
+    source = ToneSource(500.0)
+    b.set_source(source)
     # RFC 2543 hold: c=0.0.0.0. Sending there would reach this host, so nothing goes out.
     b.set_remote(negotiated(listener.port, remote_address="0.0.0.0", remote_hold=True))
-    await asyncio.sleep(0.5)
+    for i in range(25):  # 0.5 s: audio due every tick, RTCP (every 0.1-0.3 s) more than once
+        clock.advance(0.02)
+        b.tick(clock(), i)
     assert stat(b, "packets_out") == 0 and stat(b, "rtcp_out") == 0
+    assert source.frames == 25  # drained all the same
     assert listener.received == []
     assert b.endpoint.rtp_destination is None and b.endpoint.rtcp_destination is None
 
@@ -198,8 +218,9 @@ async def test_injection_from_foreign_source_is_dropped(env: Cleanup) -> None:
 
     injector = Injector()
     env.clock.add(injector)
-    await asyncio.sleep(0.8)
+    await wait_until(lambda: injector.sent >= 80 and len(heard.frames) >= 40)
     env.clock.remove(injector)
+    await wait_until(lambda: stat(b, "dropped_foreign") == injector.sent)  # every injected packet seen
 
     samples = heard.samples(30)
     assert peak_frequency(samples) == pytest.approx(1000.0, abs=8)
@@ -246,7 +267,8 @@ async def test_nat_learning_rule(env: Cleanup) -> None:
     y.send(from_y.next(silence), (LOOPBACK, b.rtp_port))
     y.send(from_y.next(silence), (LOOPBACK, b.rtp_port))
     await wait_until(lambda: stat(b, "remote_source") == f"{LOOPBACK}:{y.port}")
-    await asyncio.sleep(CONFIG.learn_window + 0.1)
+    assert stat(b, "remote_locked") is False
+    env.time.advance(CONFIG.learn_window)  # the window passes
     assert stat(b, "remote_locked") is True
     dropped = stat(b, "dropped_foreign")
     packets_in = stat(b, "packets_in")
@@ -285,7 +307,11 @@ async def test_dtmf_rfc4733_end_to_end_and_on_the_wire(env: Cleanup) -> None:
     with pytest.raises(ValueError):
         a.send_dtmf("1x")
     await wait_until(lambda: len(digits) == 3 and not a.dtmf_pending, timeout=3.0)
-    await asyncio.sleep(0.4)  # retransmitted end packets and the receiver timeout must not repeat digits
+    # Retransmitted end packets and the receiver's timeout (0.3 s) must not repeat digits: let
+    # the first arrive (a few packets more) and the second pass (the clock moves on).
+    received = stat(b, "packets_in")
+    env.time.advance(0.4)
+    await wait_until(lambda: stat(b, "packets_in") >= received + 5)
 
     assert [d for d, _ in digits] == ["1", "2", "#"]
     assert all(80 <= ms <= 200 for _, ms in digits), digits
@@ -337,7 +363,9 @@ async def test_dtmf_inband_when_no_telephone_event(env: Cleanup) -> None:
     start = len(heard.frames)
     a.send_dtmf("1")
     await wait_until(lambda: not a.dtmf_pending)
-    await asyncio.sleep(0.25)
+    # The 100 ms tone (5 frames) has been heard, and the silence after it began.
+    loud = lambda f: int(np.abs(np.frombuffer(f, dtype="<i2")).max()) > 4000  # noqa: E731
+    await wait_until(lambda: sum(map(loud, heard.frames[start:])) >= 5 and not loud(heard.frames[-1]))
     samples = heard.samples(len(heard.frames) - start)
     tone = band_energy(samples, 697.0) + band_energy(samples, 1209.0)
     assert band_energy(samples, 697.0) > 0.2 * tone and band_energy(samples, 1209.0) > 0.2 * tone
@@ -362,18 +390,23 @@ async def test_media_timeout_fires_once(env: Cleanup) -> None:
     config = MediaConfig(local_address=LOOPBACK, media_timeout=0.3, hold_timeout=5.0)
     fired: list[float] = []
     a = await env.session(config)
-    b = await env.session(config, on_media_timeout=lambda: fired.append(time.monotonic()))
+    b = await env.session(config, on_media_timeout=lambda: fired.append(env.time()))
+    ticks = TickCounter()
+    b.add_observer(ticks)
     a.set_remote(negotiated(b.rtp_port))
     b.set_remote(negotiated(a.rtp_port))
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: stat(b, "packets_in") >= 25)  # 0.5 s of media, more than the timeout
     assert fired == []  # media flowing: no timeout
 
     env.clock.remove(a)
     await a.close()
-    silent_since = time.monotonic()
+    silent_since = env.time()
+    env.time.advance(0.3)
     await wait_until(lambda: len(fired) == 1, timeout=2.0)
-    assert 0.2 <= fired[0] - silent_since <= 1.0
-    await asyncio.sleep(0.5)
+    assert 0.3 <= fired[0] - silent_since <= 1.0
+    env.time.advance(0.5)
+    n = ticks.ticks
+    await wait_until(lambda: ticks.ticks >= n + 5)
     assert len(fired) == 1
     assert stat(b, "media_timed_out") is True
 
@@ -382,7 +415,7 @@ async def test_hold_stops_sending_and_uses_hold_timeout(env: Cleanup) -> None:
     config = MediaConfig(local_address=LOOPBACK, media_timeout=0.3, hold_timeout=5.0)
     fired: list[float] = []
     a = await env.session(config)
-    b = await env.session(config, on_media_timeout=lambda: fired.append(time.monotonic()))
+    b = await env.session(config, on_media_timeout=lambda: fired.append(env.time()))
     a_heard = Collector()
     a.add_sink(a_heard)
     source = ToneSource(800.0)
@@ -393,22 +426,25 @@ async def test_hold_stops_sending_and_uses_hold_timeout(env: Cleanup) -> None:
 
     # The far end (a) holds us with a=sendonly: b must not send to it.
     b.set_remote(negotiated(a.rtp_port, direction=MediaDirection.RECVONLY, remote_hold=True))
-    await asyncio.sleep(0.06)
+    at_hold = source.frames
+    await wait_until(lambda: source.frames >= at_hold + 3)  # what b sent before the hold has arrived
     frames_before = source.frames
     received = stat(a, "packets_in")
-    await asyncio.sleep(0.3)
+    await wait_until(lambda: source.frames >= frames_before + 15)  # drained meanwhile, not piled up
     assert stat(a, "packets_in") == received
     assert stat(b, "on_hold") is True and stat(b, "sending") is False
-    assert source.frames > frames_before  # drained meanwhile, not piled up
 
     env.clock.remove(a)
     await a.close()
-    await asyncio.sleep(0.6)
+    env.time.advance(0.6)  # twice the media timeout passes without RTP
+    n = source.frames
+    await wait_until(lambda: source.frames >= n + 5)
     assert fired == []  # hold_timeout (5 s) applies, not media_timeout
 
     # Resume: a fresh media_timeout starts, and a is gone, so it fires.
     b.set_remote(negotiated(a.rtp_port))
     assert stat(b, "on_hold") is False
+    env.time.advance(0.3)
     await wait_until(lambda: len(fired) == 1, timeout=2.0)
 
 

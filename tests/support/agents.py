@@ -30,16 +30,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from gateway.config import AgentConfig
+from media.agent.endpoint import AgentEndpoint
 from media.resample import FrameResamplers
 
 ORBIT = "orbit-voice.v1"
 
 
-def agent_config(url: str, **kw: Any) -> AgentConfig:
+def agent_endpoint(url: str, **kw: Any) -> AgentEndpoint:
     base: dict[str, Any] = {"id": "agt_test", "url": url, "connect_timeout_seconds": 2.0}
     base.update(kw)
-    return AgentConfig(**base)
+    return AgentEndpoint(**base)
 
 
 def free_port() -> int:
@@ -165,12 +165,15 @@ class AgentServer:
         echo: bool = False,
         close_on_stop: bool = True,
         reject_status: int | None = None,
+        reject_times: int | None = None,
         require_headers: dict[str, str] | None = None,
     ) -> None:
         self.subprotocols = list(subprotocols) if subprotocols is not None else None
         self.echo = echo
         self.close_on_stop = close_on_stop
         self.reject_status = reject_status
+        self.reject_times = reject_times  # how many handshakes to reject; None: all
+        self.rejected = 0
         self.require_headers = require_headers or {}
         self.peers: list[AgentPeer] = []
         self._accepted: asyncio.Queue[AgentPeer] = asyncio.Queue()
@@ -204,7 +207,8 @@ class AgentServer:
         return await asyncio.wait_for(self._accepted.get(), timeout)
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
-        if self.reject_status is not None:
+        if self.reject_status is not None and (self.reject_times is None or self.rejected < self.reject_times):
+            self.rejected += 1
             return conn.respond(HTTPStatus(self.reject_status), "rejected by test agent\n")
         for key, value in self.require_headers.items():
             if request.headers.get(key) != value:
@@ -227,11 +231,18 @@ class AgentServer:
             peer.closed.set()
 
 
+@dataclass
+class SilentServer:
+    port: int
+    requests_read: int = 0  # connections whose handshake request arrived (and got no answer)
+
+
 @contextlib.asynccontextmanager
-async def silent_tcp_server() -> AsyncIterator[int]:
+async def silent_tcp_server() -> AsyncIterator[SilentServer]:
     """Accepts TCP connections and never answers the websocket handshake."""
     writers: list[asyncio.StreamWriter] = []
     tasks: set[asyncio.Task[Any]] = set()
+    silent = SilentServer(port=0)
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
@@ -239,12 +250,15 @@ async def silent_tcp_server() -> AsyncIterator[int]:
         assert task is not None
         tasks.add(task)
         with contextlib.suppress(Exception):
+            if await reader.readuntil(b"\r\n\r\n"):
+                silent.requests_read += 1
             while await reader.read(65536):
                 pass  # never answer; return when the client gives up
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    silent.port = int(server.sockets[0].getsockname()[1])
     try:
-        yield int(server.sockets[0].getsockname()[1])
+        yield silent
     finally:
         server.close()
         for w in writers:
@@ -302,14 +316,6 @@ class MediaTick:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-    async def run_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            if loop.time() > deadline:
-                raise TimeoutError("condition not reached")
-            await asyncio.sleep(0.005)
 
     def audio(self) -> bytes:
         """Everything played, silence included."""

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from gateway.config import ConfigError, Settings, SipConfig, api_key_hash, load_settings
+from gateway.config import AgentConfig, ConfigError, Settings, SipConfig, api_key_hash, load_settings
+from media.agent.endpoint import AgentEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "gateway.example.yaml"
@@ -34,6 +35,30 @@ def test_example_config_is_complete_and_valid() -> None:
     text = EXAMPLE.read_text()
     for section in Settings.model_fields:
         assert f"\n{section}:" in text, section
+
+
+def test_agent_config_builds_the_endpoint_the_bridge_takes() -> None:
+    agent = AgentConfig(
+        id="agt_1",
+        url="wss://agent.example.com/voice",
+        protocol="twilio",
+        sample_rate=8000,
+        headers={"Authorization": "Bearer k"},
+        connect_timeout_seconds=3.5,
+        on_failure="continue",
+        reconnect_attempts=4,
+        stop_grace_seconds=0.5,
+    )
+    assert agent.endpoint() == AgentEndpoint(
+        id="agt_1",
+        url="wss://agent.example.com/voice",
+        protocol="twilio",
+        sample_rate=8000,
+        headers={"Authorization": "Bearer k"},
+        connect_timeout_seconds=3.5,
+        reconnect_attempts=4,
+        stop_grace_seconds=0.5,
+    )
 
 
 README = ROOT / "README.md"

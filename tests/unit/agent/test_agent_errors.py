@@ -8,6 +8,7 @@ from media.agent.errors import (
     CLOSE_UNSUPPORTED_DATA,
     EncodeError,
     FloodGuard,
+    LogLimiter,
     close_code_for,
     utf8_size_exceeds,
 )
@@ -69,3 +70,12 @@ def test_utf8_size() -> None:
 
 def test_encode_error_is_value_error() -> None:
     assert issubclass(EncodeError, ValueError)
+
+
+def test_log_limiter_lets_a_burst_through_then_one_line_per_interval() -> None:
+    limiter = LogLimiter(burst=2, interval=10.0)
+    assert [limiter.allow(t) for t in (0.0, 0.1)] == [(True, 0), (True, 0)]
+    assert limiter.allow(0.2) == (True, 0)  # past the burst: the first of the interval
+    assert [limiter.allow(t) for t in (1.0, 5.0, 10.1)] == [(False, 0), (False, 0), (False, 0)]
+    assert limiter.allow(10.2) == (True, 3)  # the next interval: says how many were not logged
+    assert limiter.allow(10.3) == (False, 0)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from gateway.recordings import recording_signing_key
-from media.storage import InvalidKey, LocalStorage, is_transient, validate_key
+from media.storage import InvalidKey, LocalStorage, S3Storage, is_transient, validate_key
 
 NOW = 1_800_000_000.0
 
@@ -156,3 +156,52 @@ def test_transient_classification() -> None:
     except RuntimeError as wrapped:
         assert not is_transient(wrapped)
     assert not is_transient(FileNotFoundError("x"))
+
+
+class _Secret:
+    def get_secret_value(self) -> str:
+        return "testing"
+
+
+class _S3Settings:
+    endpoint_url = "http://127.0.0.1:9"
+    bucket = "recordings"
+    region = "us-east-1"
+    access_key_id = "testing"
+    secret_access_key = _Secret()
+    prefix = ""
+    url_mode = "presigned"
+    public_base_url = None
+    presign_ttl_seconds = 3600
+
+
+async def test_s3_retries_back_off_on_the_sleep_it_was_given(tmp_path: Path) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    s3 = S3Storage(_S3Settings(), attempts=4, backoff_seconds=0.5, max_backoff_seconds=1.5, sleep=sleep)
+    calls = 0
+
+    def flaky_upload(local_path: Path, key: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls < 4:
+            raise ConnectionResetError("reset by peer")  # transient
+
+    s3._upload_sync = flaky_upload  # type: ignore[method-assign]
+    try:
+        await s3.put(tmp_path / "r.wav", "acct/r.wav")
+        assert calls == 4
+        # 0.5, 1.0, then 2.0 capped at 1.5; each jittered down by at most half.
+        assert len(waits) == 3
+        for wait, full in zip(waits, (0.5, 1.0, 1.5), strict=True):
+            assert full / 2 <= wait <= full
+        # A permanent error is not retried, and nothing more is slept.
+        s3._upload_sync = lambda *a: (_ for _ in ()).throw(FileNotFoundError("gone"))  # type: ignore[method-assign]
+        with pytest.raises(FileNotFoundError):
+            await s3.put(tmp_path / "r.wav", "acct/r.wav")
+        assert len(waits) == 3
+    finally:
+        await s3.close()

@@ -1,6 +1,6 @@
-"""The agent connection's frame reader against websockets' own server protocol, in memory.
+"""AgentSocket, the agent connection, against websockets' own server protocol, in memory.
 
-Data frames are parsed by the connection itself; everything else goes through websockets'
+Data frames are parsed by its FrameReader; everything else goes through websockets'
 ClientProtocol. Each stream below is also run with that fast path off (every byte through
 websockets), and both must deliver the same messages and write the same bytes back.
 """
@@ -18,8 +18,8 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
-from media.agent import bridge as bridge_module
-from media.agent.bridge import _AgentSocket
+from media.agent import frames as frames_module
+from media.agent.websocket import AgentSocket, SocketOptions
 
 MAX_SIZE = 1 << 17
 
@@ -52,14 +52,11 @@ class Peer:
     """A client connection and the server protocol at the other end of it."""
 
     def __init__(self) -> None:
-        self.sock = _AgentSocket(
+        self.sock = AgentSocket(
             parse_uri("ws://agent.invalid/stream"),
             subprotocols=[Subprotocol("orbit-voice.v1")],
             headers={},
-            max_size=MAX_SIZE,
-            ping_interval=None,
-            ping_timeout=20.0,
-            close_timeout=2.0,
+            options=SocketOptions(max_size=MAX_SIZE, ping_interval=None),
         )
         self.transport = Transport()
         self.received: list[str | bytes | None] = []
@@ -93,7 +90,7 @@ def _feed(peer: Peer, stream: bytes, rng: random.Random, max_chunk: int) -> None
 def _run(stream_of: Any, *, fast: bool, seed: int, max_chunk: int, monkeypatch: pytest.MonkeyPatch) -> Peer:
     with monkeypatch.context() as m:
         if not fast:
-            m.setattr(bridge_module, "_parser_buffer", lambda proto: -1)
+            m.setattr(frames_module, "parser_buffer", lambda proto: -1)
         peer = Peer()
         handshake = peer.server_bytes()
         peer.attach()
@@ -226,3 +223,22 @@ async def test_what_websockets_refuses_or_closes_ends_the_connection_the_same_wa
         closes = [e for e in peer.server.events_received() if isinstance(e, Frame) and e.opcode is Opcode.CLOSE]
         assert closes, fast
         assert peer.server.close_rcvd is not None and peer.server.close_rcvd.code == code, fast
+
+
+async def test_audio_goes_out_as_masked_binary_frames_and_text_through_the_protocol() -> None:
+    peer = Peer()
+    peer.sock.data_received(peer.server_bytes())
+    assert peer.sock.is_open
+    payloads = [bytes(320), bytes(range(200)), b"\x09" * 640, b"\x0a" * 70_000]
+    for payload in payloads:
+        assert peer.sock.send(payload)
+    assert peer.sock.send('{"type":"start"}')
+    wire = peer.take_written()
+    peer.server.receive_data(wire)
+    frames = [e for e in peer.server.events_received() if isinstance(e, Frame)]
+    assert [(f.opcode, bytes(f.data)) for f in frames] == [(Opcode.BINARY, p) for p in payloads] + [
+        (Opcode.TEXT, b'{"type":"start"}')
+    ]
+    assert payloads[1] not in wire  # masked on the wire (RFC 6455 5.3)
+    peer.sock.close(1000)
+    assert not peer.sock.send(bytes(320))  # nothing goes out once the closing handshake began
