@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy import text as sa_text
@@ -340,7 +338,7 @@ async def test_each_event_is_sent_once_while_nodes_stop_mid_delivery(
     """Three senders (nodes) on one PostgreSQL database; two stop gracefully while their
     deliveries are in flight: what was under way is finished and recorded, what was claimed
     but not started is given back at once, and every event reaches the receiver once."""
-    env = Env(tmp_path, await _fresh_pg(postgres))
+    env = Env(tmp_path, await postgres.fresh_database())
     await migrate(env.engine)
     try:
         calls = [await env.call(receiver.url) for _ in range(30)]
@@ -371,11 +369,3 @@ async def test_each_event_is_sent_once_while_nodes_stop_mid_delivery(
     assert len(ids) == 120 and len(set(ids)) == 120  # 30 calls x 4 events, each once
 
 
-async def _fresh_pg(server: PostgresServer) -> str:
-    name = f"wh_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{server.port}/{name}"

@@ -5,7 +5,6 @@ with live calls is taken over by a peer."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 import signal
 import sys
 import time
@@ -31,14 +30,6 @@ H = {"X-API-Key": KEY}
 LEASE = 3.0
 
 
-async def _database(server: PostgresServer) -> str:
-    name = f"cluster_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{server.port}/{name}"
 
 
 class Cluster:
@@ -122,7 +113,7 @@ class Cluster:
 async def cluster(tmp: Path, postgres: PostgresServer, trunk: dict[str, Any], nodes: int = 3) -> AsyncIterator[Cluster]:
     receiver = WebhookReceiver()
     await receiver.start()
-    c = Cluster(tmp, await _database(postgres), trunk, receiver)
+    c = Cluster(tmp, await postgres.fresh_database(), trunk, receiver)
     try:
         await c.start(nodes)
         yield c
@@ -284,7 +275,7 @@ async def test_every_node_answers_get_and_list_the_same(tmp_path: Path, postgres
 async def test_nodes_on_one_machine_share_one_http_port(tmp_path: Path, postgres: PostgresServer) -> None:
     """One process per core: each node its own node_id, SIP port and RTP range, one HTTP port
     for all of them (SO_REUSEPORT): the kernel spreads the clients' connections."""
-    db_url = await _database(postgres)
+    db_url = await postgres.fresh_database()
     port = free_port()
     receiver = WebhookReceiver()
     nodes: list[GatewayProcess] = []

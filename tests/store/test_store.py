@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
@@ -25,22 +23,12 @@ from tests.conftest import base_config, open_client
 from tests.support.postgres import PostgresServer
 
 
-async def _fresh_pg_database(server: PostgresServer) -> str:
-    name = f"t_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(host="127.0.0.1", port=server.port, user="postgres", database="postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:{server.port}/{name}"
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/store.db"
     server: PostgresServer = request.getfixturevalue("postgres")
-    return await _fresh_pg_database(server)
+    return await server.fresh_database()
 
 
 @pytest.fixture
@@ -79,7 +67,7 @@ async def test_nodes_starting_together_migrate_once(postgres: PostgresServer) ->
     import subprocess
     import sys
 
-    url = await _fresh_pg_database(postgres)
+    url = await postgres.fresh_database()
     code = (
         "import asyncio, sys\n"
         "from gateway.store.db import create_engine, migrate\n"

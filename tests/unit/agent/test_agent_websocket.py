@@ -20,6 +20,7 @@ from websockets.uri import parse_uri
 
 from media.agent import frames as frames_module
 from media.agent.websocket import AgentSocket, SocketOptions
+from tests.support.ws_frames import EXPECTED, conversation
 
 MAX_SIZE = 1 << 17
 
@@ -99,33 +100,6 @@ def _run(stream_of: Any, *, fast: bool, seed: int, max_chunk: int, monkeypatch: 
         return peer
 
 
-def _conversation(server: ServerProtocol) -> bytes:
-    """Every kind of frame an agent sends, with all three length encodings."""
-    server.send_binary(bytes(range(256)) * 2 + b"\x01\x02")  # 514 bytes: 16-bit length
-    server.send_text(b'{"event":"mark","name":"a"}')  # 7-bit length
-    server.send_ping(b"keepalive")
-    server.send_binary(b"\x05" * 70_000)  # 64-bit length
-    server.send_binary(b"first ", fin=False)  # a fragmented message
-    server.send_ping(b"between fragments")
-    server.send_continuation(b"second ", fin=False)
-    server.send_continuation(b"third", fin=True)
-    server.send_text("caf\u00e9".encode(), fin=True)
-    server.send_binary(b"")  # empty frame
-    server.send_text(b"\xff\xfe")  # not UTF-8: handed over as None
-    server.send_binary(b"\x07" * 320)
-    return b"".join(server.data_to_send())
-
-
-EXPECTED: list[str | bytes | None] = [
-    bytes(range(256)) * 2 + b"\x01\x02",
-    '{"event":"mark","name":"a"}',
-    b"\x05" * 70_000,
-    b"first second third",
-    "caf\u00e9",
-    b"",
-    None,
-    b"\x07" * 320,
-]
 
 
 @pytest.mark.parametrize("max_chunk", [1, 7, 600, 100_000])
@@ -133,8 +107,8 @@ EXPECTED: list[str | bytes | None] = [
 async def test_messages_and_replies_are_those_of_websockets_own_parser(
     max_chunk: int, seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = _run(_conversation, fast=True, seed=seed, max_chunk=max_chunk, monkeypatch=monkeypatch)
-    slow = _run(_conversation, fast=False, seed=seed, max_chunk=max_chunk, monkeypatch=monkeypatch)
+    fast = _run(conversation, fast=True, seed=seed, max_chunk=max_chunk, monkeypatch=monkeypatch)
+    slow = _run(conversation, fast=False, seed=seed, max_chunk=max_chunk, monkeypatch=monkeypatch)
     assert fast.received == EXPECTED
     assert slow.received == EXPECTED
     # The pongs went back, the same bytes but for the masking keys: read them as the agent would.
